@@ -78,9 +78,8 @@ struct Rule {
     bool portAllowed(const knp::PacketView& p) const noexcept {
         if (ports.empty()) return true;
         if (!p.hasPorts()) return false;
-        return std::any_of(ports.begin(), ports.end(), [&](const knp_port_range& r) {
-            return p.dstPort() >= r.first && p.dstPort() <= r.last;
-        });
+        return std::any_of(ports.begin(), ports.end(),
+                           [&](const knp_port_range& r) { return p.dstPort() >= r.first && p.dstPort() <= r.last; });
     }
 };
 
@@ -123,7 +122,7 @@ std::string shown(const json::value& v) {
 }
 
 const json::object& asObject(const json::value& v, const std::string& ptr,
-                           std::initializer_list<std::string_view> keys) {
+                             std::initializer_list<std::string_view> keys) {
     const json::object* o = v.if_object();
     if (o == nullptr) fail(ptr, "expected an object, got " + shown(v));
     for (const auto& kv : *o)
@@ -136,7 +135,8 @@ const json::array& asArray(const json::value& v, const std::string& ptr, size_t 
     const json::array* a = v.if_array();
     if (a == nullptr) fail(ptr, "expected an array, got " + shown(v));
     if (a->empty()) fail(ptr, "expected a non-empty array, got []");
-    if (a->size() > limit) fail(ptr, "has " + std::to_string(a->size()) + " entries, the limit is " + std::to_string(limit));
+    if (a->size() > limit)
+        fail(ptr, "has " + std::to_string(a->size()) + " entries, the limit is " + std::to_string(limit));
     return *a;
 }
 
@@ -206,7 +206,8 @@ Rule parseRule(const json::value& v, const std::string& ptr, size_t index) {
         std::string text = asString(ca[i], p);
         // Host bits are refused: "10.0.0.1/8" is far more often a typo than a wish for 10/8.
         auto c = knp::parseCidr(text, false);
-        if (!c) fail(p, (knp::parseCidr(text) ? "CIDR \"" + text + "\" has host bits set" : "bad CIDR \"" + text + "\""));
+        if (!c)
+            fail(p, (knp::parseCidr(text) ? "CIDR \"" + text + "\" has host bits set" : "bad CIDR \"" + text + "\""));
         r.cidrs.push_back(*c);
         r.reasons.push_back("allowlist rule " + label + " (" + knp::formatCidr(*c) + ")");
     }

@@ -12,17 +12,19 @@
 #error "abi_layout.def pins the x86_64 LP64 layout; add a table for this target"
 #endif
 
-#define KNP_LAYOUT_STRUCT(s, size, align)                                   \
-    _Static_assert(sizeof(s) == (size), "sizeof(" #s ") changed");          \
+/* clang-format off */
+#define KNP_LAYOUT_STRUCT(s, size, align)                                               \
+    _Static_assert(sizeof(s) == (size), "sizeof(" #s ") changed");                      \
     _Static_assert(_Alignof(s) == (align), "alignof(" #s ") changed");
-#define KNP_LAYOUT_MEMBER(s, m, off, size, ...)                                            \
-    _Static_assert(offsetof(s, m) == (off), "offsetof(" #s ", " #m ") changed");           \
-    _Static_assert(sizeof(((s *)0)->m) == (size), "sizeof(" #s "." #m ") changed");        \
-    _Static_assert(__builtin_types_compatible_p(__typeof__(((s *)0)->m), __VA_ARGS__),    \
+#define KNP_LAYOUT_MEMBER(s, m, off, size, ...)                                         \
+    _Static_assert(offsetof(s, m) == (off), "offsetof(" #s ", " #m ") changed");        \
+    _Static_assert(sizeof(((s*)0)->m) == (size), "sizeof(" #s "." #m ") changed");      \
+    _Static_assert(__builtin_types_compatible_p(__typeof__(((s*)0)->m), __VA_ARGS__),   \
                    "type of " #s "." #m " changed");
-#define KNP_LAYOUT_CONSTANT(name, value, type)                                  \
-    _Static_assert((name) == (value), #name " changed value");                  \
+#define KNP_LAYOUT_CONSTANT(name, value, type)                                          \
+    _Static_assert((name) == (value), #name " changed value");                          \
     _Static_assert(_Generic((name), type: 1, default: 0), #name " changed type");
+/* clang-format on */
 #include "abi_layout.def"
 #undef KNP_LAYOUT_STRUCT
 #undef KNP_LAYOUT_MEMBER
@@ -51,8 +53,7 @@ static const int n_members = 0
 
 int main(void) {
     if (strcmp(KNP_PLUGIN_ENTRY_SYMBOL, "knp_plugin_entry_v1") != 0) {
-        fprintf(stderr, "KNP_PLUGIN_ENTRY_SYMBOL is \"%s\", pinned \"knp_plugin_entry_v1\"\n",
-                KNP_PLUGIN_ENTRY_SYMBOL);
+        fprintf(stderr, "KNP_PLUGIN_ENTRY_SYMBOL is \"%s\", pinned \"knp_plugin_entry_v1\"\n", KNP_PLUGIN_ENTRY_SYMBOL);
         return 1;
     }
     printf("abi layout (C11): %d structs, %d members pinned: OK\n", n_structs, n_members);

@@ -18,17 +18,17 @@
 
 namespace {
 
-#define KNP_LAYOUT_STRUCT(s, size, align)                                               \
-    static_assert(sizeof(s) == (size), "sizeof(" #s ") changed");                       \
-    static_assert(alignof(s) == (align), "alignof(" #s ") changed");                    \
-    static_assert(std::is_standard_layout_v<s>, #s " is not standard-layout");          \
+#define KNP_LAYOUT_STRUCT(s, size, align)                                      \
+    static_assert(sizeof(s) == (size), "sizeof(" #s ") changed");              \
+    static_assert(alignof(s) == (align), "alignof(" #s ") changed");           \
+    static_assert(std::is_standard_layout_v<s>, #s " is not standard-layout"); \
     static_assert(std::is_trivially_copyable_v<s>, #s " is not trivially copyable");
-#define KNP_LAYOUT_MEMBER(s, m, off, size, ...)                                          \
-    static_assert(offsetof(s, m) == (off), "offsetof(" #s ", " #m ") changed");          \
-    static_assert(sizeof(s::m) == (size), "sizeof(" #s "." #m ") changed");              \
+#define KNP_LAYOUT_MEMBER(s, m, off, size, ...)                                 \
+    static_assert(offsetof(s, m) == (off), "offsetof(" #s ", " #m ") changed"); \
+    static_assert(sizeof(s::m) == (size), "sizeof(" #s "." #m ") changed");     \
     static_assert(std::is_same_v<decltype(s::m), __VA_ARGS__>, "type of " #s "." #m " changed");
-#define KNP_LAYOUT_CONSTANT(name, value, type)                                 \
-    static_assert((name) == (value), #name " changed value");                  \
+#define KNP_LAYOUT_CONSTANT(name, value, type)                \
+    static_assert((name) == (value), #name " changed value"); \
     static_assert(std::is_same_v<decltype(name), type>, #name " changed type");
 #include "abi_layout.def"
 #undef KNP_LAYOUT_STRUCT

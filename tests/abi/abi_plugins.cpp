@@ -6,7 +6,10 @@
 
 #include "plugin_abi.hpp"
 
+#include <cerrno>
 #include <cstring>
+#include <set>
+#include <string>
 
 using namespace abi_test;
 
@@ -146,8 +149,8 @@ TEST_CASE("fixed: configured verdicts, reasons, dstPort and config errors") {
         };
         for (Case c : {Case{R"({"bogus":1})", "/bogus"}, Case{R"({"ingress":"maybe"})", "/ingress"},
                        Case{R"({"egress":1})", "/egress"}, Case{R"({"dstPort":70000})", "/dstPort"},
-                       Case{R"({"dstPort":"80"})", "/dstPort"}, Case{R"({"reason":5})", "/reason"},
-                       Case{R"([])", ""}, Case{R"({"ingress":)", ""}}) {
+                       Case{R"({"dstPort":"80"})", "/dstPort"}, Case{R"({"reason":5})", "/reason"}, Case{R"([])", ""},
+                       Case{R"({"ingress":)", ""}}) {
             CAPTURE(c.config);
             Instance i(d, c.config);
             CHECK(i.initRc == -EINVAL);

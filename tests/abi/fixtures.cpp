@@ -3,8 +3,11 @@
 // this a fixture could silently become valid and a loader test pass for the wrong reason.
 #include "plugin_abi.hpp"
 
-#include <cstring>
+#include <cerrno>
 #include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
 
 using namespace abi_test;
 

@@ -85,9 +85,7 @@ struct FakeHost {
 
     FakeHost() {
         api.struct_size = sizeof api;
-        api.log = [](void* ctx, int32_t, knp_str m) {
-            static_cast<FakeHost*>(ctx)->logs.emplace_back(m.data, m.len);
-        };
+        api.log = [](void* ctx, int32_t, knp_str m) { static_cast<FakeHost*>(ctx)->logs.emplace_back(m.data, m.len); };
         api.log_enabled = [](void*, int32_t) -> int32_t { return 1; };
         api.metric_define = [](void*, int32_t, knp_str, knp_str, uint32_t* id) -> int32_t {
             *id = 0;
@@ -98,9 +96,7 @@ struct FakeHost {
         api.metric_observe = [](void*, uint32_t, double) {};
         api.request_update = [](void*) {};
         api.monotonic_ns = [](void*) -> uint64_t { return 0; };
-        api.for_each_pod = [](void*, int32_t, int32_t (*)(void*, const knp_pod*), void*) -> int32_t {
-            return 0;
-        };
+        api.for_each_pod = [](void*, int32_t, int32_t (*)(void*, const knp_pod*), void*) -> int32_t { return 0; };
     }
 };
 

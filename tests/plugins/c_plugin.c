@@ -1,4 +1,4 @@
-/* c_plugin.so — a GOOD plugin in pure C11 against <knp/plugin_api.h> alone: accepts (or, with {"verdict":"deny"}, denies) ingress to port 7, NEXT otherwise. */
+/* c_plugin.so — GOOD pure-C11 plugin (plugin_api.h only): accepts, or {"verdict":"deny"} denies, ingress to port 7. */
 #include <knp/plugin_api.h>
 
 #include <errno.h>
@@ -19,7 +19,7 @@ static const knp_direction_interest c_plugin_deny_ingress = {
     sizeof(knp_direction_interest), KNP_INTEREST_DIVERT_ALL, 0, 0, NULL, 0, NULL, 0, c_plugin_ports, 1};
 static const knp_interest c_plugin_deny_interest = {sizeof(knp_interest), 0, &c_plugin_deny_ingress, NULL};
 
-static void c_plugin_copy_out(char *buf, size_t cap, const char *s) {
+static void c_plugin_copy_out(char* buf, size_t cap, const char* s) {
     size_t n;
     if (buf == NULL || cap == 0) return;
     n = strlen(s);
@@ -28,7 +28,7 @@ static void c_plugin_copy_out(char *buf, size_t cap, const char *s) {
     buf[n] = '\0';
 }
 
-static int32_t c_plugin_fail(knp_error *err, const char *message, const char *pointer) {
+static int32_t c_plugin_fail(knp_error* err, const char* message, const char* pointer) {
     if (err != NULL) {
         c_plugin_copy_out(err->message, err->message_cap, message);
         c_plugin_copy_out(err->pointer, err->pointer_cap, pointer);
@@ -37,7 +37,7 @@ static int32_t c_plugin_fail(knp_error *err, const char *message, const char *po
 }
 
 /* Finds `needle` in the (pointer, length) view; returns its end or NULL. */
-static const char *c_plugin_find(const char *p, const char *end, const char *needle) {
+static const char* c_plugin_find(const char* p, const char* end, const char* needle) {
     size_t n = strlen(needle);
     for (; (size_t)(end - p) >= n; ++p) {
         if (memcmp(p, needle, n) == 0) return p + n;
@@ -45,13 +45,13 @@ static const char *c_plugin_find(const char *p, const char *end, const char *nee
     return NULL;
 }
 
-static const char *c_plugin_skip_space(const char *p, const char *end) {
+static const char* c_plugin_skip_space(const char* p, const char* end) {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
     return p;
 }
 
 /* Minimal parsing of the one key this plugin has: "verdict": "accept" | "deny" (default accept). */
-static int32_t c_plugin_parse(knp_str config, int32_t *out_verdict, knp_error *err) {
+static int32_t c_plugin_parse(knp_str config, int32_t* out_verdict, knp_error* err) {
     const char *p = config.data, *end = config.data + config.len, *value;
     size_t n;
     *out_verdict = KNP_VERDICT_ACCEPT;
@@ -73,8 +73,8 @@ static int32_t c_plugin_parse(knp_str config, int32_t *out_verdict, knp_error *e
     return KNP_OK;
 }
 
-static int32_t c_plugin_init(const knp_init_args *args, knp_plugin **out_plugin, knp_error *err) {
-    c_plugin_state *self;
+static int32_t c_plugin_init(const knp_init_args* args, knp_plugin** out_plugin, knp_error* err) {
+    c_plugin_state* self;
     int32_t verdict;
     int32_t rc = c_plugin_parse(args->config_json, &verdict, err);
     if (rc != KNP_OK) return rc;
@@ -84,15 +84,15 @@ static int32_t c_plugin_init(const knp_init_args *args, knp_plugin **out_plugin,
         return -ENOMEM;
     }
     self->verdict = verdict;
-    *out_plugin = (knp_plugin *)self;
+    *out_plugin = (knp_plugin*)self;
     return KNP_OK;
 }
 
-static void c_plugin_destroy(knp_plugin *plugin) { free(plugin); /* free(NULL) is a no-op */ }
+static void c_plugin_destroy(knp_plugin* plugin) { free(plugin); /* free(NULL) is a no-op */ }
 
-static int32_t c_plugin_update(knp_plugin *plugin, const knp_update_args *args,
-                               knp_update_result *out, knp_error *err) {
-    c_plugin_state *self = (c_plugin_state *)plugin, *snapshot;
+static int32_t c_plugin_update(knp_plugin* plugin, const knp_update_args* args, knp_update_result* out,
+                               knp_error* err) {
+    c_plugin_state *self = (c_plugin_state*)plugin, *snapshot;
     (void)args;
     if (self->published) return KNP_OK; /* the config never changes: unchanged */
     snapshot = malloc(sizeof *snapshot);
@@ -107,18 +107,17 @@ static int32_t c_plugin_update(knp_plugin *plugin, const knp_update_args *args,
     return KNP_OK;
 }
 
-static void c_plugin_release_snapshot(knp_plugin *plugin, void *snapshot) {
+static void c_plugin_release_snapshot(knp_plugin* plugin, void* snapshot) {
     (void)plugin;
     free(snapshot);
 }
 
-static int32_t c_plugin_evaluate_ingress(const void *snapshot, const knp_eval_args *args,
-                                         knp_eval_result *out) {
-    const c_plugin_state *s = snapshot;
-    const knp_packet *pkt = args->packet;
+static int32_t c_plugin_evaluate_ingress(const void* snapshot, const knp_eval_args* args, knp_eval_result* out) {
+    const c_plugin_state* s = snapshot;
+    const knp_packet* pkt = args->packet;
     if (pkt == NULL || !KNP_HAS_MEMBER(knp_packet, pkt->struct_size, dst_port)) return -EINVAL;
-    if ((pkt->protocol == KNP_PROTO_TCP || pkt->protocol == KNP_PROTO_UDP ||
-         pkt->protocol == KNP_PROTO_SCTP) && pkt->dst_port == C_PLUGIN_PORT) {
+    if ((pkt->protocol == KNP_PROTO_TCP || pkt->protocol == KNP_PROTO_UDP || pkt->protocol == KNP_PROTO_SCTP) &&
+        pkt->dst_port == C_PLUGIN_PORT) {
         static const char accepted[] = "c_plugin: port 7 accepted";
         static const char denied[] = "c_plugin: port 7 denied";
         out->verdict = s->verdict;
@@ -150,6 +149,6 @@ static const knp_plugin_descriptor c_plugin_descriptor = {
     .evaluate_egress = NULL, /* KNP_CAP_EGRESS not claimed */
 };
 
-__attribute__((visibility("default"))) const knp_plugin_descriptor *knp_plugin_entry_v1(void) {
+__attribute__((visibility("default"))) const knp_plugin_descriptor* knp_plugin_entry_v1(void) {
     return &c_plugin_descriptor;
 }

@@ -1,4 +1,4 @@
-// fixed.so — a GOOD configurable SDK plugin for engine-ordering tests: a fixed verdict per direction, optionally only for one dst port.
+// fixed.so — GOOD configurable SDK plugin for engine-ordering tests: a fixed verdict per direction (and dst port).
 //
 // config: {"ingress": "next|accept|deny", "egress": "next|accept|deny", "dstPort": 0..65535,
 //          "reason": "text"}; all optional (default next/next/0/""). dstPort 0 = every packet.
@@ -21,9 +21,12 @@ knp::Verdict toVerdict(std::string_view s) {
 
 std::string_view defaultReason(knp::Verdict v) {
     switch (v) {
-        case knp::Verdict::Accept: return "fixed accept";
-        case knp::Verdict::Deny: return "fixed deny";
-        case knp::Verdict::Next: break;
+        case knp::Verdict::Accept:
+            return "fixed accept";
+        case knp::Verdict::Deny:
+            return "fixed deny";
+        case knp::Verdict::Next:
+            break;
     }
     return "fixed next";
 }

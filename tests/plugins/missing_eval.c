@@ -1,4 +1,4 @@
-/* missing_eval.so — models a capability without its function: claims KNP_CAP_INGRESS but evaluate_ingress == NULL. */
+/* missing_eval.so — models a capability without its function: KNP_CAP_INGRESS with evaluate_ingress == NULL. */
 #include "raw_plugin.h"
 
 static const knp_plugin_descriptor descriptor = {

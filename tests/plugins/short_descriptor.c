@@ -1,4 +1,4 @@
-/* short_descriptor.so — models a descriptor whose struct_size is smaller than the 1.0 descriptor (it ends before the evaluate functions). */
+/* short_descriptor.so — models a descriptor whose struct_size is smaller than the 1.0 descriptor. */
 #include "raw_plugin.h"
 
 static const knp_plugin_descriptor descriptor = {

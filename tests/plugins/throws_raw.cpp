@@ -1,7 +1,7 @@
-// throws_raw.so — models a raw C ABI plugin (no SDK) that lets a C++ exception escape from init, update or evaluate ({"in": ...}, default init).
+// throws_raw.so — models a raw C ABI plugin letting a C++ exception escape from init, update or evaluate.
 //
-// Built with exceptions on purpose: the host must survive this with catch(...) around every
-// plugin call. Only the entry point is noexcept.
+// Config {"in": "init"|"update"|"evaluate"} (default init) picks where. Built with exceptions on
+// purpose: the host must survive this with catch(...) around every plugin call.
 #include "raw_plugin.h"
 
 #include <boost/json.hpp>
@@ -62,8 +62,7 @@ int32_t initThrowing(const knp_init_args* args, knp_plugin** out, knp_error* err
 
 void destroyInstance(knp_plugin* p) { delete reinterpret_cast<Instance*>(p); }
 
-int32_t updateThrowing(knp_plugin* p, const knp_update_args* args, knp_update_result* out,
-                       knp_error* err) {
+int32_t updateThrowing(knp_plugin* p, const knp_update_args* args, knp_update_result* out, knp_error* err) {
     auto* self = reinterpret_cast<Instance*>(p);
     if (self->in == ThrowIn::Update) throw std::runtime_error("throws_raw: exception escaping update");
     return raw_update(reinterpret_cast<knp_plugin*>(&self->base), args, out, err);

@@ -1,4 +1,7 @@
-// throws_sdk.so — models an SDK plugin whose constructor, update() or evaluate*() throws std::runtime_error ({"in": ...}, default init); the SDK must turn each into an error value.
+// throws_sdk.so — models an SDK plugin throwing from ctor, update or evaluate; the SDK must return errors instead.
+//
+// Config {"in": "init"|"update"|"evaluate"} (default init) picks where; evaluate throws in both
+// directions.
 #include "sdk_config.hpp"
 
 #include <knp/plugin.hpp>

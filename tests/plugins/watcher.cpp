@@ -1,4 +1,4 @@
-// watcher.so — a GOOD SDK plugin with two watches (NetworkPolicy, example.com Widget) that counts their objects, so end-to-end tests can see state-file objects reach a plugin.
+// watcher.so — GOOD SDK plugin counting NetworkPolicy and Widget objects from two watches (end-to-end tests).
 //
 // Ingress to a pod labelled watcher=deny is denied with reason "widgets=<n> policies=<m>";
 // everything else is NEXT. Logs one info line per update. Config: {} (no keys).
@@ -68,10 +68,15 @@ public:
             std::string key = std::string(e.objectNamespace()) + "/" + std::string(e.name());
             switch (e.type()) {
                 case knp::EventType::Added:
-                case knp::EventType::Modified: changed |= keys.insert(std::move(key)).second; break;
-                case knp::EventType::Deleted: changed |= keys.erase(key) > 0; break;
+                case knp::EventType::Modified:
+                    changed |= keys.insert(std::move(key)).second;
+                    break;
+                case knp::EventType::Deleted:
+                    changed |= keys.erase(key) > 0;
+                    break;
                 case knp::EventType::Synced:
-                case knp::EventType::Relist: break;
+                case knp::EventType::Relist:
+                    break;
             }
         }
         std::string reason = "widgets=" + std::to_string(objects_[kWidgets].size()) +

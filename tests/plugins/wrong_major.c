@@ -1,4 +1,4 @@
-/* wrong_major.so — models a plugin built for a future ABI major (abi_major = KNP_ABI_MAJOR + 1) behind the v1 entry symbol. */
+/* wrong_major.so — models a plugin built for a future ABI major (abi_major = KNP_ABI_MAJOR + 1). */
 #include "raw_plugin.h"
 
 static const knp_plugin_descriptor descriptor = {

@@ -54,7 +54,9 @@ namespace knp {
 // ---------------------------------------------------------------------------------------------
 
 // Thrown by a plugin constructor (or update) for bad configuration; `pointer` is the JSON
-// pointer of the offending key, e.g. "/rules/0/cidrs/1".
+// pointer of the offending key, e.g. "/rules/0/cidrs/1". The SDK copies both into the host's
+// knp_error and returns -EINVAL. Keep the message one line and name the bad value.
+// SINCE: 1.0
 class ConfigError : public std::runtime_error {
 public:
     ConfigError(std::string pointer, const std::string& message)
@@ -68,6 +70,7 @@ private:
 // Appends one reference token to a JSON pointer, escaped as RFC 6901 requires ("~" → "~0",
 // "/" → "~1"), so that a ConfigError names a key like "a/b" unambiguously.
 // jsonPointer("/rules", 0) == "/rules/0"; jsonPointer("", "a/b") == "/a~1b".
+// THREAD: any; allocates, so config parsing only. SINCE: 1.0
 inline std::string jsonPointer(std::string_view parent, std::string_view token) {
     std::string out(parent);
     out += '/';
@@ -123,7 +126,11 @@ int32_t guarded(knp_error* err, Fn&& fn) noexcept {
 // Host services
 // ---------------------------------------------------------------------------------------------
 
-// The host's service table. THREAD: see knp_host_api.
+// The host's service table; every call is a no-op when the host left the function NULL.
+// OWNERSHIP: a copyable handle; valid from the constructor until the plugin is destroyed.
+// THREAD: see knp_host_api (logging, metrics, requestUpdate and the clock from any thread;
+// defineMetric and forEachPod on the control thread, forEachPod inside update() only).
+// SINCE: 1.0
 class Host {
 public:
     Host() = default;
@@ -160,9 +167,7 @@ public:
     void requestUpdate() const noexcept {
         if (api_ && api_->request_update) api_->request_update(ctx_);
     }
-    uint64_t monotonicNs() const noexcept {
-        return api_ && api_->monotonic_ns ? api_->monotonic_ns(ctx_) : 0;
-    }
+    uint64_t monotonicNs() const noexcept { return api_ && api_->monotonic_ns ? api_->monotonic_ns(ctx_) : 0; }
     // Control thread, inside update() only. `fn(PodView)` returns nothing or bool (false stops).
     // An exception from `fn` stops the iteration and is rethrown here, after the host's
     // for_each_pod has returned: unwinding through the host's frames would cross the ABI.
@@ -197,6 +202,8 @@ private:
 };
 
 // What a plugin constructor receives.
+// OWNERSHIP: the string views are borrowed for the constructor call: copy what you keep.
+// `host` stays valid for the instance's life. SINCE: 1.0
 struct InitContext {
     std::string_view instanceName;
     std::string_view configJson;  // "{}" when the pipeline gives no config
@@ -209,14 +216,16 @@ struct InitContext {
 // Watches and updates
 // ---------------------------------------------------------------------------------------------
 
+// One watch; see knp_watch. The `{}` initializers let `{"", "v1", "configmaps", "ConfigMap"}`
+// leave the optional selectors out without -Wmissing-field-initializers noise.
 struct Watch {
-    std::string group;  // "" for the core group
-    std::string version;
-    std::string resource;  // plural: "networkpolicies"
-    std::string kind;      // "NetworkPolicy"
-    std::string watchNamespace;
-    std::string labelSelector;
-    std::string fieldSelector;
+    std::string group{};  // "" for the core group
+    std::string version{};
+    std::string resource{};        // plural: "networkpolicies"
+    std::string kind{};            // "NetworkPolicy"
+    std::string watchNamespace{};  // empty = all namespaces
+    std::string labelSelector{};
+    std::string fieldSelector{};
 };
 
 enum class EventType : uint32_t {
@@ -227,6 +236,8 @@ enum class EventType : uint32_t {
     Relist = KNP_EVENT_RELIST,
 };
 
+// One watch event. OWNERSHIP: borrowed for the update() call; copy what you keep.
+// SINCE: 1.0
 class EventView {
 public:
     explicit EventView(const knp_event* e) : e_(e) {}
@@ -241,6 +252,7 @@ private:
 };
 
 // One update() call: a batch of events plus whether the host's pod index changed.
+// OWNERSHIP: borrowed for the call. THREAD: control thread. SINCE: 1.0
 class Update {
 public:
     Update(const knp_update_args* a, const Host& host) : a_(a), host_(host) {}
@@ -252,7 +264,10 @@ public:
     struct Iterator {
         const knp_event* const* p;
         EventView operator*() const noexcept { return EventView(*p); }
-        Iterator& operator++() noexcept { ++p; return *this; }
+        Iterator& operator++() noexcept {
+            ++p;
+            return *this;
+        }
         bool operator!=(const Iterator& o) const noexcept { return p != o.p; }
     };
     Iterator begin() const noexcept { return {a_->events}; }
@@ -280,6 +295,8 @@ struct DirectionInterest {
 
 // A snapshot's interest. Keep it inside the snapshot (a member named `interest`); the SDK
 // builds the C view once, on the control thread, when update() returns.
+// OWNERSHIP: the C view points into this object, which is why it must live in the snapshot:
+// the host reads it until the snapshot is released. SINCE: 1.0
 class Interest {
 public:
     DirectionInterest ingress;
@@ -325,7 +342,8 @@ enum class Verdict : int32_t {
 };
 
 // What an evaluation returns. `reason` and `rule` must outlive the snapshot's release: use
-// string literals or strings the snapshot owns.
+// string literals or strings the snapshot owns (never a string built during the call).
+// SINCE: 1.0
 struct Decision {
     Verdict verdict = Verdict::Next;
     std::string_view reason;
@@ -340,7 +358,8 @@ struct Decision {
     }
 };
 
-// The arguments of one evaluation. Borrowed for the call.
+// The arguments of one evaluation. OWNERSHIP: borrowed for the call.
+// THREAD: data threads, concurrently. SINCE: 1.0
 class EvalArgs {
 public:
     explicit EvalArgs(const knp_eval_args* a) noexcept : a_(a) {}
@@ -358,6 +377,8 @@ private:
 // The plugin base and the generated C descriptor
 // ---------------------------------------------------------------------------------------------
 
+// The descriptor's static strings. All must be string literals (the descriptor is constant
+// data). SINCE: 1.0
 struct PluginInfo {
     const char* name;
     const char* version;
@@ -396,11 +417,12 @@ private:
     static constexpr bool kHasWatches = requires(const Derived& d) {
         { d.watches() } -> std::same_as<std::vector<Watch>>;
     };
-    static constexpr bool kHasInterest = requires(SnapshotT& s) {
+    static constexpr bool kHasInterest = requires(SnapshotT & s) {
         { s.interest } -> std::convertible_to<Interest&>;
     };
-    static_assert(kHasIngress || kHasEgress,
-                  "the snapshot type needs evaluateIngress and/or evaluateEgress(const knp::EvalArgs&) const -> knp::Decision");
+    static_assert(
+        kHasIngress || kHasEgress,
+        "the snapshot type needs evaluateIngress and/or evaluateEgress(const knp::EvalArgs&) const -> knp::Decision");
 
     static constexpr knp_plugin_descriptor makeDescriptor() noexcept {
         knp_plugin_descriptor d{};
@@ -489,8 +511,7 @@ private:
         return KNP_OK;
     }
 
-    static int32_t updateT(knp_plugin* p, const knp_update_args* a, knp_update_result* out,
-                           knp_error* err) noexcept {
+    static int32_t updateT(knp_plugin* p, const knp_update_args* a, knp_update_result* out, knp_error* err) noexcept {
         return detail::guarded(err, [&]() -> int32_t {
             if (p == nullptr || a == nullptr || out == nullptr) {
                 detail::fillError(err, "update called without plugin, args or result");
@@ -508,9 +529,7 @@ private:
         });
     }
 
-    static void releaseT(knp_plugin*, void* snapshot) noexcept {
-        delete static_cast<SnapshotT*>(snapshot);
-    }
+    static void releaseT(knp_plugin*, void* snapshot) noexcept { delete static_cast<SnapshotT*>(snapshot); }
 
     template <bool kIngress>
     static int32_t evalT(const void* snapshot, const knp_eval_args* a, knp_eval_result* out) noexcept {
@@ -544,10 +563,9 @@ private:
 }  // namespace knp
 
 // Exports the entry symbol for plugin class `Cls`. Use once per shared object.
-#define KNP_EXPORT_PLUGIN(Cls)                                                              \
-    extern "C" __attribute__((visibility("default"))) const knp_plugin_descriptor*          \
-    knp_plugin_entry_v1(void) {                                                             \
-        return Cls::descriptor();                                                           \
+#define KNP_EXPORT_PLUGIN(Cls)                                                                                 \
+    extern "C" KNP_PLUGIN_EXPORT const knp_plugin_descriptor* knp_plugin_entry_v1(void) { \
+        return Cls::descriptor();                                                                              \
     }
 
 #endif  // KNP_PLUGIN_HPP

@@ -117,7 +117,7 @@ typedef struct knp_container_port {
     knp_str name; /* empty when unnamed */
     uint16_t port;
     uint8_t protocol;
-    uint8_t reserved;
+    uint8_t reserved[5]; /* explicit tail: no hidden padding in a FROZEN struct */
 } knp_container_port;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -455,6 +455,19 @@ typedef struct knp_plugin_descriptor {
 
 /* The entry point. Returns a pointer to static, constant data; does nothing else. */
 typedef const knp_plugin_descriptor *(*knp_plugin_entry_fn)(void);
+
+#if defined(__GNUC__) || defined(__clang__)
+#define KNP_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define KNP_PLUGIN_EXPORT
+#endif
+
+/*
+ * Declared here so that a plugin defining it with the wrong signature fails to compile.
+ * A plugin defines exactly this (KNP_EXPORT_PLUGIN does it for C++ plugins); the host only
+ * looks it up with dlsym and never links against it.
+ */
+KNP_PLUGIN_EXPORT const knp_plugin_descriptor *knp_plugin_entry_v1(void);
 
 #ifdef __cplusplus
 }

@@ -108,7 +108,9 @@ public:
     }
     ~OwnedPod() = default;
 
-    OwnedPod& uid(std::string v) { return set([&] { d_.uid = std::move(v); }); }
+    OwnedPod& uid(std::string v) {
+        return set([&] { d_.uid = std::move(v); });
+    }
     OwnedPod& label(std::string key, std::string value) {
         return set([&] { d_.labels[std::move(key)] = std::move(value); });
     }
@@ -117,7 +119,9 @@ public:
             throw std::invalid_argument("kubernetes.io/metadata.name is always the pod's namespace");
         return set([&] { d_.nsLabels[std::move(key)] = std::move(value); });
     }
-    OwnedPod& node(std::string name) { return set([&] { d_.node = std::move(name); }); }
+    OwnedPod& node(std::string name) {
+        return set([&] { d_.node = std::move(name); });
+    }
     OwnedPod& nodeLabel(std::string key, std::string value) {
         return set([&] { d_.nodeLabels[std::move(key)] = std::move(value); });
     }
@@ -127,8 +131,12 @@ public:
     OwnedPod& containerPort(uint16_t port, uint8_t protocol = KNP_PROTO_TCP, std::string name = {}) {
         return set([&] { d_.ports.push_back({std::move(name), port, protocol}); });
     }
-    OwnedPod& ip(std::string_view ip) { return set([&] { d_.ips.push_back(addr(ip)); }); }
-    OwnedPod& hostNetwork(bool on = true) { return set([&] { d_.hostNetwork = on; }); }
+    OwnedPod& ip(std::string_view ip) {
+        return set([&] { d_.ips.push_back(addr(ip)); });
+    }
+    OwnedPod& hostNetwork(bool on = true) {
+        return set([&] { d_.hostNetwork = on; });
+    }
 
     const knp_pod* get() const noexcept { return &pod_; }
     PodView view() const noexcept { return PodView(&pod_); }
@@ -216,15 +224,14 @@ private:
 // 0 and the type is an echo request (the ABI says ports are not set for ICMP); `dstPort` is
 // ignored then. Throws std::invalid_argument on a bad address or mixed families.
 // OWNERSHIP: self-contained (no headers), copy freely.
-inline knp_packet makePacket(std::string_view src, std::string_view dst, uint8_t protocol,
-                             uint16_t dstPort = 0, uint16_t srcPort = 40000) {
+inline knp_packet makePacket(std::string_view src, std::string_view dst, uint8_t protocol, uint16_t dstPort = 0,
+                             uint16_t srcPort = 40000) {
     knp_packet p{};
     p.struct_size = sizeof p;
     p.src = addr(src);
     p.dst = addr(dst);
     if (p.src.family != p.dst.family)
-        throw std::invalid_argument("packet mixes address families: " + std::string(src) + " -> " +
-                                    std::string(dst));
+        throw std::invalid_argument("packet mixes address families: " + std::string(src) + " -> " + std::string(dst));
     p.family = p.src.family;
     p.protocol = protocol;
     if (protocol == KNP_PROTO_ICMP || protocol == KNP_PROTO_ICMPV6) {
@@ -392,8 +399,7 @@ private:
     static int32_t logEnabledCb(void* ctx, int32_t level) noexcept {
         return level <= self(ctx).logLevel_.load() ? 1 : 0;
     }
-    static int32_t metricDefineCb(void* ctx, int32_t type, knp_str name, knp_str help,
-                                  uint32_t* outId) noexcept {
+    static int32_t metricDefineCb(void* ctx, int32_t type, knp_str name, knp_str help, uint32_t* outId) noexcept {
         FakeHost& h = self(ctx);
         if (!h.onControlThread()) h.violation("metric_define off the control thread");
         if (outId == nullptr || name.len == 0 || type < KNP_METRIC_COUNTER || type > KNP_METRIC_HISTOGRAM)
@@ -413,9 +419,8 @@ private:
         FakeHost& h = self(ctx);
         try {
             std::lock_guard lock(h.mu_);
-            MetricRecord* m = h.metricFor(id, "metric_add", [](int32_t t) {
-                return t == KNP_METRIC_COUNTER || t == KNP_METRIC_GAUGE;
-            });
+            MetricRecord* m = h.metricFor(id, "metric_add",
+                                          [](int32_t t) { return t == KNP_METRIC_COUNTER || t == KNP_METRIC_GAUGE; });
             if (m == nullptr) return;
             if (m->type == KNP_METRIC_COUNTER && v < 0)
                 h.violations_.push_back("metric_add of a negative value to counter \"" + m->name + "\"");
@@ -437,16 +442,14 @@ private:
         FakeHost& h = self(ctx);
         try {
             std::lock_guard lock(h.mu_);
-            if (MetricRecord* m = h.metricFor(id, "metric_observe",
-                                              [](int32_t t) { return t == KNP_METRIC_HISTOGRAM; }))
+            if (MetricRecord* m =
+                    h.metricFor(id, "metric_observe", [](int32_t t) { return t == KNP_METRIC_HISTOGRAM; }))
                 m->observations.push_back(v);
         } catch (...) {
         }
     }
     static void requestUpdateCb(void* ctx) noexcept { self(ctx).updateRequests_.fetch_add(1); }
-    static uint64_t monotonicCb(void* ctx) noexcept {
-        return self(ctx).clock_.load(std::memory_order_relaxed);
-    }
+    static uint64_t monotonicCb(void* ctx) noexcept { return self(ctx).clock_.load(std::memory_order_relaxed); }
     static int32_t forEachPodCb(void* ctx, int32_t localOnly, int32_t (*fn)(void*, const knp_pod*),
                                 void* user) noexcept {
         FakeHost& h = self(ctx);
@@ -657,6 +660,9 @@ public:
     }
 
     bool hasSnapshot() const noexcept { return snapshot_ != nullptr; }
+    // The current snapshot, for a test that calls the function table itself (e.g. to count
+    // allocations inside evaluate without the harness's own copying).
+    const void* snapshot() const noexcept { return snapshot_; }
     size_t snapshotsReleased() const noexcept { return released_; }
 
     // The current snapshot's interest as the plugin returned it (NULL: none), and owned copies
@@ -732,8 +738,7 @@ private:
                 throw ContractError("watch " + std::to_string(i) + " is missing or too small");
             watches_.push_back({std::string(toView(w->group)), std::string(toView(w->version)),
                                 std::string(toView(w->resource)), std::string(toView(w->kind)),
-                                std::string(toView(w->watch_namespace)),
-                                std::string(toView(w->label_selector)),
+                                std::string(toView(w->watch_namespace)), std::string(toView(w->label_selector)),
                                 std::string(toView(w->field_selector))});
         }
     }

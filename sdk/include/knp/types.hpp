@@ -112,9 +112,7 @@ inline bool cidrContains(const knp_cidr& c, const knp_addr& a) noexcept {
     return (c.addr.bytes[full] & mask) == (a.bytes[full] & mask);
 }
 
-inline std::string formatCidr(const knp_cidr& c) {
-    return formatAddr(c.addr) + "/" + std::to_string(c.prefix_len);
-}
+inline std::string formatCidr(const knp_cidr& c) { return formatAddr(c.addr) + "/" + std::to_string(c.prefix_len); }
 
 // ---------------------------------------------------------------------------------------------
 // Protocols
@@ -123,8 +121,7 @@ inline std::string formatCidr(const knp_cidr& c) {
 // "TCP"/"tcp" → KNP_PROTO_TCP; 0 when unknown. Accepts TCP, UDP, SCTP, ICMP, ICMPv6.
 inline uint8_t parseProtocol(std::string_view s) noexcept {
     auto eq = [&](std::string_view w) {
-        return s.size() == w.size() &&
-               std::equal(s.begin(), s.end(), w.begin(), [](char a, char b) {
+        return s.size() == w.size() && std::equal(s.begin(), s.end(), w.begin(), [](char a, char b) {
                    return (a >= 'a' && a <= 'z' ? a - 32 : a) == b;
                });
     };
@@ -138,23 +135,34 @@ inline uint8_t parseProtocol(std::string_view s) noexcept {
 
 inline std::string_view protocolName(uint8_t p) noexcept {
     switch (p) {
-        case KNP_PROTO_TCP: return "TCP";
-        case KNP_PROTO_UDP: return "UDP";
-        case KNP_PROTO_SCTP: return "SCTP";
-        case KNP_PROTO_ICMP: return "ICMP";
-        case KNP_PROTO_ICMPV6: return "ICMPv6";
-        default: return "OTHER";
+        case KNP_PROTO_TCP:
+            return "TCP";
+        case KNP_PROTO_UDP:
+            return "UDP";
+        case KNP_PROTO_SCTP:
+            return "SCTP";
+        case KNP_PROTO_ICMP:
+            return "ICMP";
+        case KNP_PROTO_ICMPV6:
+            return "ICMPv6";
+        default:
+            return "OTHER";
     }
 }
 
 inline uint32_t protocolBit(uint8_t p) noexcept {
     switch (p) {
-        case KNP_PROTO_TCP: return KNP_PROTO_BIT_TCP;
-        case KNP_PROTO_UDP: return KNP_PROTO_BIT_UDP;
-        case KNP_PROTO_SCTP: return KNP_PROTO_BIT_SCTP;
+        case KNP_PROTO_TCP:
+            return KNP_PROTO_BIT_TCP;
+        case KNP_PROTO_UDP:
+            return KNP_PROTO_BIT_UDP;
+        case KNP_PROTO_SCTP:
+            return KNP_PROTO_BIT_SCTP;
         case KNP_PROTO_ICMP:
-        case KNP_PROTO_ICMPV6: return KNP_PROTO_BIT_ICMP;
-        default: return KNP_PROTO_BIT_OTHER;
+        case KNP_PROTO_ICMPV6:
+            return KNP_PROTO_BIT_ICMP;
+        default:
+            return KNP_PROTO_BIT_OTHER;
     }
 }
 
@@ -163,8 +171,7 @@ inline uint32_t protocolBit(uint8_t p) noexcept {
 // ---------------------------------------------------------------------------------------------
 
 // Finds `key` in a key-sorted label array (binary search; no allocation).
-inline std::optional<std::string_view> findLabel(std::span<const knp_label> labels,
-                                                 std::string_view key) noexcept {
+inline std::optional<std::string_view> findLabel(std::span<const knp_label> labels, std::string_view key) noexcept {
     auto it = std::lower_bound(labels.begin(), labels.end(), key,
                                [](const knp_label& l, std::string_view k) { return toView(l.key) < k; });
     if (it == labels.end() || toView(it->key) != key) return std::nullopt;
@@ -172,6 +179,8 @@ inline std::optional<std::string_view> findLabel(std::span<const knp_label> labe
 }
 
 // A pod end of a packet, or nothing (operator bool false) when that end is not a pod.
+// OWNERSHIP: borrows the host's knp_pod, valid for the call it was passed to; so are the
+// string views and spans it returns. THREAD: any. SINCE: 1.0
 class PodView {
 public:
     PodView() = default;
@@ -190,17 +199,13 @@ public:
         return {p_->namespace_labels, p_->n_namespace_labels};
     }
     std::span<const knp_label> nodeLabels() const noexcept { return {p_->node_labels, p_->n_node_labels}; }
-    std::span<const knp_addr> nodeAddresses() const noexcept {
-        return {p_->node_addresses, p_->n_node_addresses};
-    }
+    std::span<const knp_addr> nodeAddresses() const noexcept { return {p_->node_addresses, p_->n_node_addresses}; }
     std::span<const knp_container_port> containerPorts() const noexcept {
         return {p_->container_ports, p_->n_container_ports};
     }
     std::span<const knp_addr> ips() const noexcept { return {p_->ips, p_->n_ips}; }
 
-    std::optional<std::string_view> label(std::string_view key) const noexcept {
-        return findLabel(labels(), key);
-    }
+    std::optional<std::string_view> label(std::string_view key) const noexcept { return findLabel(labels(), key); }
     std::optional<std::string_view> namespaceLabel(std::string_view key) const noexcept {
         return findLabel(namespaceLabels(), key);
     }
@@ -209,6 +214,8 @@ private:
     const knp_pod* p_ = nullptr;
 };
 
+// The first packet of a connection. OWNERSHIP: borrowed for the call. THREAD: any.
+// SINCE: 1.0
 class PacketView {
 public:
     explicit PacketView(const knp_packet* p) noexcept : p_(p) {}
@@ -219,8 +226,7 @@ public:
     uint16_t srcPort() const noexcept { return p_->src_port; }
     uint16_t dstPort() const noexcept { return p_->dst_port; }
     bool hasPorts() const noexcept {
-        return p_->protocol == KNP_PROTO_TCP || p_->protocol == KNP_PROTO_UDP ||
-               p_->protocol == KNP_PROTO_SCTP;
+        return p_->protocol == KNP_PROTO_TCP || p_->protocol == KNP_PROTO_UDP || p_->protocol == KNP_PROTO_SCTP;
     }
     const knp_packet* raw() const noexcept { return p_; }
 
