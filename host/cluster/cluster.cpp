@@ -238,6 +238,7 @@ std::shared_ptr<const ClusterSnapshot> ClusterState::build(const std::string& lo
         e->name = name;
         e->labels.build(n.labels);
         e->addresses = n.addresses;
+        for (const auto& a : n.addresses) snap->nodeAddresses_.insert(addrKey(a));
         nodeByName.emplace(e->name, e.get());
         snap->nodes_.push_back(std::move(e));
     }
@@ -288,7 +289,9 @@ std::shared_ptr<const ClusterSnapshot> ClusterState::build(const std::string& lo
         const auto* raw = e.get();
         snap->byName_.emplace(std::pair<std::string_view, std::string_view>(raw->ns, raw->name), raw);
         // hostNetwork pods use their node's IP: that IP is the node's, never a pod's.
-        if (!p.hostNetwork) {
+        if (p.hostNetwork) {
+            for (const auto& ip : raw->ips) snap->nodeAddresses_.insert(addrKey(ip));
+        } else {
             for (const auto& ip : raw->ips) {
                 auto [it, inserted] = snap->byIp_.emplace(addrKey(ip), raw);
                 // Two pods claiming one IP (a stale pod not yet gone): the running one wins.
@@ -303,6 +306,10 @@ std::shared_ptr<const ClusterSnapshot> ClusterState::build(const std::string& lo
 const knp_pod* ClusterSnapshot::lookup(const knp_addr& ip) const noexcept {
     auto it = byIp_.find(addrKey(ip));
     return it == byIp_.end() ? nullptr : &it->second->view;
+}
+
+bool ClusterSnapshot::isNodeAddress(const knp_addr& ip) const noexcept {
+    return nodeAddresses_.count(addrKey(ip)) != 0;
 }
 
 const knp_pod* ClusterSnapshot::find(std::string_view ns, std::string_view name) const noexcept {

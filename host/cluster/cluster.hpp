@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -32,6 +33,9 @@ class ClusterSnapshot {
 public:
     // The pod that owns `ip`, or nullptr (not a pod: external, node, hostNetwork pod).
     const knp_pod* lookup(const knp_addr& ip) const noexcept;
+    // True for a node's address (InternalIP/ExternalIP, or a hostNetwork pod's IP): traffic a
+    // node's own knpd sees originate or terminate locally.
+    bool isNodeAddress(const knp_addr& ip) const noexcept;
     // A pod by namespace and name (any phase but terminal), hostNetwork pods included.
     const knp_pod* find(std::string_view ns, std::string_view name) const noexcept;
     // Every non-terminal pod with an IP; `localOnly` restricts to pods on `localNode`.
@@ -70,6 +74,7 @@ private:
     std::vector<std::unique_ptr<NodeEntry>> nodes_;
     std::vector<std::unique_ptr<PodEntry>> pods_;
     std::unordered_map<std::array<uint8_t, 16>, const PodEntry*, AddrHash> byIp_;
+    std::unordered_set<std::array<uint8_t, 16>, AddrHash> nodeAddresses_;
     std::map<std::pair<std::string_view, std::string_view>, const PodEntry*> byName_;
 };
 

@@ -172,7 +172,10 @@ Status copyDirection(const knp_direction_interest* in, DirectionInterestSet& out
         return makeError("{} interest is larger than the host's limits", dir);
     if ((in->n_local && !in->local) || (in->n_remote && !in->remote) || (in->n_dst_ports && !in->dst_ports))
         return makeError("{} interest has a NULL array with a non-zero count", dir);
+    constexpr uint32_t kKnownFlags = KNP_INTEREST_DIVERT_ALL | KNP_INTEREST_LOCAL_PODS;
+    if ((in->flags & ~kKnownFlags) != 0) return makeError("{} interest has unknown flags {:#x}", dir, in->flags & ~kKnownFlags);
     out.divertAll = (in->flags & KNP_INTEREST_DIVERT_ALL) != 0;
+    out.localPods = (in->flags & KNP_INTEREST_LOCAL_PODS) != 0;
     out.protocols = in->protocols;
     auto cidrs = [&](const knp_cidr* p, size_t n, std::vector<knp_cidr>& v, const char* what) -> Status {
         v.assign(p, p + n);
@@ -275,10 +278,8 @@ Result<PluginInstance::UpdateOutcome> PluginInstance::update(const std::vector<c
         return makeError("update threw an exception across the plugin ABI (a plugin bug)");
     }
     ctx_->podIterator = nullptr;
-    if (rc != 0) {
-        if (out.snapshot != nullptr) release(out.snapshot);
-        return Error{eb.describe(rc)};
-    }
+    // On failure `out` is ignored (the ABI says so): the plugin owns whatever it left there.
+    if (rc != 0) return Error{eb.describe(rc)};
     UpdateOutcome r;
     r.snapshot = out.snapshot;
     if (out.snapshot != nullptr && out.interest != nullptr) {

@@ -44,11 +44,12 @@ struct WatchSpec {
 // dataplane computes deltas on data the host owns.
 struct DirectionInterestSet {
     bool divertAll = false;
+    bool localPods = false;
     uint32_t protocols = 0;
     std::vector<knp_cidr> local;
     std::vector<knp_cidr> remote;
     std::vector<knp_port_range> dstPorts;
-    bool empty() const noexcept { return !divertAll && local.empty() && remote.empty(); }
+    bool empty() const noexcept { return !divertAll && !localPods && local.empty() && remote.empty(); }
 };
 struct InterestSet {
     DirectionInterestSet ingress;

@@ -181,8 +181,14 @@ Result<knp_addr> Simulation::resolve(const std::string& endpoint, const std::str
 }
 
 namespace {
-json::value directionJson(const DirectionVerdict& d) {
+json::value directionJson(const DirectionVerdict& d, std::string_view end) {
     json::object o;
+    if (!d.evaluated) {
+        o["verdict"] = "accept";
+        o["instance"] = nullptr;
+        o["reason"] = fmt::format("not evaluated: the {} is neither a pod nor a node of the cluster", end);
+        return o;
+    }
     o["verdict"] = d.verdict == KNP_VERDICT_DENY ? "deny" : "accept";
     if (d.decidedBy != nullptr) {
         o["instance"] = d.decidedBy->name();
@@ -224,7 +230,12 @@ Result<std::string> Simulation::run(const Probe& probe) const {
     pkt.src_port = 40000;
     pkt.dst_port = probe.port;
 
-    PacketVerdict v = evaluatePacket(*pipeline_->current(), *cluster_, pkt);
+    // As on the nodes: egress is evaluated where the source lives and ingress where the
+    // destination lives, so an end outside the cluster (neither a pod nor a node) has no
+    // pipeline run for its direction.
+    auto inCluster = [&](const knp_addr& a) { return cluster_->lookup(a) != nullptr || cluster_->isNodeAddress(a); };
+    EvaluateScope scope{inCluster(*src), inCluster(*dst)};
+    PacketVerdict v = evaluatePacket(*pipeline_->current(), *cluster_, pkt, scope);
     json::object o;
     o["src"] = probe.src;
     o["dst"] = probe.dst;
@@ -233,8 +244,8 @@ Result<std::string> Simulation::run(const Probe& probe) const {
     o["protocol"] = protocolName(probe.protocol);
     o["port"] = probe.port;
     o["verdict"] = v.accept ? "accept" : "deny";
-    o["egress"] = directionJson(v.egress);
-    o["ingress"] = directionJson(v.ingress);
+    o["egress"] = directionJson(v.egress, "source");
+    o["ingress"] = directionJson(v.ingress, "destination");
     return json::serialize(o);
 }
 

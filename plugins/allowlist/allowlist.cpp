@@ -303,7 +303,8 @@ public:
     };
 
     explicit Allowlist(const knp::InitContext& ctx) : Plugin(ctx), pending_(parseConfig(ctx.configJson)) {
-        host().info("loaded " + std::to_string(pending_->rules.size()) + " rules, action " +
+        size_t n = pending_->rules.size();
+        host().info("loaded " + std::to_string(n) + (n == 1 ? " rule" : " rules") + ", action " +
                     (pending_->verdict == knp::Verdict::Deny ? "deny" : "accept"));
     }
 

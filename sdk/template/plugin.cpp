@@ -42,9 +42,9 @@ std::unique_ptr<Guard> parse(std::string_view configJson) {
         }
     }
     std::sort(g->ports.begin(), g->ports.end());
-    // Any pod may be the destination, so no local addresses can be named: divert all ingress,
+    // Every pod on this node may be the destination: LOCAL_PODS lets the host keep that set,
     // narrowed to TCP and these ports. No ports, no interest (an empty port list means all).
-    g->interest.ingress.divertAll = !g->ports.empty();
+    g->interest.ingress.localPods = !g->ports.empty();
     g->interest.ingress.protocols = KNP_PROTO_BIT_TCP;
     for (uint16_t port : g->ports) g->interest.ingress.dstPorts.push_back({port, port});
     return g;

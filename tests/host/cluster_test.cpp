@@ -64,6 +64,8 @@ TEST_CASE("terminal pods own no IP; the running pod wins a shared IP; hostNetwor
     CHECK(sv(snap->lookup(ip("10.0.0.2"))->name) == "d-run");
     CHECK(snap->lookup(ip("10.0.0.3")) == nullptr);
     CHECK(snap->lookup(ip("192.168.0.1")) == nullptr);
+    CHECK(snap->isNodeAddress(ip("192.168.0.1")));  // a hostNetwork pod's IP is its node's
+    CHECK_FALSE(snap->isNodeAddress(ip("10.0.0.1")));
     CHECK(snap->find("d", "f-host") != nullptr);  // still a pod by name, flagged
     CHECK((snap->find("d", "f-host")->flags & KNP_POD_HOST_NETWORK) != 0);
     CHECK(snap->find("d", "e-failed") == nullptr);

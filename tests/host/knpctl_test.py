@@ -54,6 +54,9 @@ class Simulate(unittest.TestCase, OneLineError):
         self.assertEqual(out[0]["ingress"]["instance"], "blocklist")
         self.assertEqual(out[0]["ingress"]["rule"], "blocked-range")
         self.assertEqual(out[0]["egress"]["verdict"], "accept")
+        # An external source has no egress pipeline: no node hosts it.
+        self.assertIn("not evaluated: the source is neither a pod nor a node", out[0]["egress"]["reason"])
+        self.assertIn("not evaluated: the destination", out[1]["ingress"]["reason"])
         self.assertEqual(out[1]["egress"]["instance"], "blocklist")
         self.assertIsNone(out[2]["egress"]["instance"])
         self.assertIsNone(out[2]["ingress"]["instance"])
@@ -67,6 +70,14 @@ class Simulate(unittest.TestCase, OneLineError):
         # The state's NetworkPolicy and two Widgets reached the plugin as watch events.
         self.assertEqual(web["ingress"]["reason"], "widgets=2 policies=1")
         self.assertIn("no plugin in the pipeline watches this kind", r.stderr)  # the ConfigMap
+
+    def test_node_sources_get_egress(self):
+        # node-a's InternalIP is in the state: the node's own traffic has an egress pipeline.
+        r = simulate("192.168.10.1 203.0.113.7 TCP/22")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        o = json.loads(r.stdout)
+        self.assertEqual(o["verdict"], "deny")
+        self.assertEqual(o["egress"]["instance"], "blocklist")
 
     def test_ipv6_follows_the_literal(self):
         r = simulate("fd00::99 prod/client TCP/80")

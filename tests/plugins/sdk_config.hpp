@@ -13,20 +13,8 @@
 
 namespace knp_test {
 
-// "/" + key with '~' and '/' escaped.
-inline std::string jsonPointer(std::string_view key) {
-    std::string p = "/";
-    for (char c : key) {
-        if (c == '~') {
-            p += "~0";
-        } else if (c == '/') {
-            p += "~1";
-        } else {
-            p += c;
-        }
-    }
-    return p;
-}
+// "/" + key with '~' and '/' escaped: the SDK's helper, at the config's top level.
+inline std::string jsonPointer(std::string_view key) { return knp::jsonPointer("", key); }
 
 // The instance config, which must be a JSON object.
 inline boost::json::object parseConfigObject(std::string_view json) {

@@ -169,7 +169,7 @@ TEST_CASE("every config error names the key by JSON pointer and the value in one
 
 TEST_CASE("the remote peer is the destination for egress and the source for ingress") {
     auto h = load(R"({"rules":[{"name":"net10","cidrs":["10.0.0.0/8"]}]})");
-    CHECK(h->host().logged("loaded 1 rules, action accept", KNP_LOG_INFO));
+    CHECK(h->host().logged("loaded 1 rule, action accept", KNP_LOG_INFO));
     knp_packet out = makePacket("192.168.1.1", "10.1.2.3", KNP_PROTO_TCP, 443);
     knp_packet in = makePacket("10.1.2.3", "192.168.1.1", KNP_PROTO_TCP, 443);
 

@@ -285,12 +285,13 @@ private:
 // One direction's interest; see knp_direction_interest.
 struct DirectionInterest {
     bool divertAll = false;
+    bool localPods = false;  // every pod on this node; see KNP_INTEREST_LOCAL_PODS
     uint32_t protocols = 0;  // KNP_PROTO_BIT_*; 0 = all
     std::vector<knp_cidr> local;
     std::vector<knp_cidr> remote;
     std::vector<knp_port_range> dstPorts;  // empty = all
 
-    bool empty() const noexcept { return !divertAll && local.empty() && remote.empty(); }
+    bool empty() const noexcept { return !divertAll && !localPods && local.empty() && remote.empty(); }
 };
 
 // A snapshot's interest. Keep it inside the snapshot (a member named `interest`); the SDK
@@ -317,7 +318,7 @@ private:
     static void fill(knp_direction_interest& c, const DirectionInterest& d) noexcept {
         c = {};
         c.struct_size = sizeof c;
-        c.flags = d.divertAll ? KNP_INTEREST_DIVERT_ALL : 0;
+        c.flags = (d.divertAll ? KNP_INTEREST_DIVERT_ALL : 0u) | (d.localPods ? KNP_INTEREST_LOCAL_PODS : 0u);
         c.protocols = d.protocols;
         c.local = d.local.data();
         c.n_local = d.local.size();
@@ -563,9 +564,7 @@ private:
 }  // namespace knp
 
 // Exports the entry symbol for plugin class `Cls`. Use once per shared object.
-#define KNP_EXPORT_PLUGIN(Cls)                                                                                 \
-    extern "C" KNP_PLUGIN_EXPORT const knp_plugin_descriptor* knp_plugin_entry_v1(void) { \
-        return Cls::descriptor();                                                                              \
-    }
+#define KNP_EXPORT_PLUGIN(Cls) \
+    extern "C" KNP_PLUGIN_EXPORT const knp_plugin_descriptor* knp_plugin_entry_v1(void) { return Cls::descriptor(); }
 
 #endif  // KNP_PLUGIN_HPP

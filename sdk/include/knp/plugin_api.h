@@ -207,6 +207,12 @@ typedef struct knp_eval_result {
 
 /* The plugin cannot describe its traffic: queue every new connection in this direction. */
 #define KNP_INTEREST_DIVERT_ALL 0x1u
+/*
+ * Every pod on this node (not hostNetwork pods) is a local endpoint of interest, as if its IPs
+ * were listed in `local`. For plugins that govern all pods alike (a port guard); the host keeps
+ * the set current as pods come and go, without an update() from the plugin.
+ */
+#define KNP_INTEREST_LOCAL_PODS 0x2u
 
 /* Protocol bits for knp_direction_interest.protocols; 0 means every protocol. */
 #define KNP_PROTO_BIT_TCP 0x1u
@@ -217,7 +223,8 @@ typedef struct knp_eval_result {
 
 /*
  * Interest for one direction. A new connection is sent to userspace for this direction when
- * (DIVERT_ALL, or its local end is in `local`, or its remote end is in `remote`) and its
+ * (DIVERT_ALL, or its local end is in `local` or, with LOCAL_PODS, is a pod on this node, or
+ * its remote end is in `remote`) and its
  * protocol is in `protocols` and, for port-carrying protocols, its destination port is in
  * `dst_ports`. The local end is the source for egress and the destination for ingress.
  *
@@ -318,7 +325,8 @@ typedef struct knp_update_args {
 
 /*
  * What update() returns. The host zeroes it and sets struct_size before the call.
- * Leave `snapshot` NULL for "unchanged": the previous snapshot stays current.
+ * Leave `snapshot` NULL for "unchanged": the previous snapshot stays current. When update()
+ * fails (returns < 0) the host ignores `out` entirely: free anything you put there yourself.
  * OWNERSHIP: the snapshot and the interest it points at belong to the plugin and must stay
  * valid and unchanged until release_snapshot(). The host releases every snapshot it was
  * given, exactly once, on the control thread, after no data thread can still use it.
@@ -388,7 +396,8 @@ typedef struct knp_host_api {
     /*
      * Calls `fn` for every pod in the host's index (non-terminal pods with an IP, hostNetwork
      * pods included and flagged). `local_only` restricts to pods on this node. Stops early and
-     * returns what `fn` returned when that is non-zero.
+     * returns what `fn` returned when that is non-zero (return a positive value to stop, so it
+     * cannot be mistaken for the host's own -EPERM when called outside update()).
      */
     int32_t (*for_each_pod)(void *ctx, int32_t local_only,
                             int32_t (*fn)(void *user, const knp_pod *pod), void *user);

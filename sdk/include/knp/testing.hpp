@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <map>
@@ -490,6 +491,10 @@ private:
 // checks the host's loader makes, so a plugin sees the refusal in its own unit tests first.
 inline std::optional<std::string> descriptorProblem(const knp_plugin_descriptor* d) {
     if (d == nullptr) return "the entry returned no descriptor";
+    // struct_size, abi_major and abi_minor lead the descriptor in every major: read nothing
+    // else before the size says it is there.
+    if (d->struct_size < offsetof(knp_plugin_descriptor, abi_minor) + sizeof d->abi_minor)
+        return "descriptor struct_size " + std::to_string(d->struct_size) + " is too small";
     if (d->abi_major != KNP_ABI_MAJOR)
         return "ABI major " + std::to_string(d->abi_major) + ", host has " + std::to_string(KNP_ABI_MAJOR);
     if (d->abi_minor > KNP_ABI_MINOR)
@@ -500,8 +505,10 @@ inline std::optional<std::string> descriptorProblem(const knp_plugin_descriptor*
         return "descriptor struct_size " + std::to_string(d->struct_size) + " is smaller than ABI 1.0's";
     if (d->name == nullptr || d->name[0] == '\0') return "descriptor has no name";
     if (d->version == nullptr) return "descriptor has no version";
-    if (d->init == nullptr || d->destroy == nullptr || d->update == nullptr || d->release_snapshot == nullptr)
-        return "descriptor lacks one of init, destroy, update, release_snapshot";
+    if (d->init == nullptr) return "descriptor function init is NULL";
+    if (d->destroy == nullptr) return "descriptor function destroy is NULL";
+    if (d->update == nullptr) return "descriptor function update is NULL";
+    if (d->release_snapshot == nullptr) return "descriptor function release_snapshot is NULL";
     constexpr uint64_t kKnownCaps = KNP_CAP_INGRESS | KNP_CAP_EGRESS;
     if ((d->capabilities & ~kKnownCaps) != 0) return "descriptor claims unknown capabilities";
     if ((d->capabilities & kKnownCaps) == 0) return "descriptor claims neither ingress nor egress";
@@ -780,6 +787,7 @@ private:
         if (c == nullptr) return std::nullopt;
         DirectionInterest d;
         d.divertAll = (c->flags & KNP_INTEREST_DIVERT_ALL) != 0;
+        d.localPods = (c->flags & KNP_INTEREST_LOCAL_PODS) != 0;
         d.protocols = c->protocols;
         d.local.assign(c->local, c->local + c->n_local);
         d.remote.assign(c->remote, c->remote + c->n_remote);
