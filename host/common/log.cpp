@@ -23,9 +23,9 @@ void logWrite(LogLevel level, std::string_view message) noexcept {
         std::time_t secs = static_cast<std::time_t>(us / 1000000);
         std::tm tm{};
         gmtime_r(&secs, &tm);
-        std::string line = fmt::format("{}{:02}{:02} {:02}:{:02}:{:02}.{:06} {} ",
-                                       kLetters[static_cast<int>(level)], tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                                       tm.tm_min, tm.tm_sec, us % 1000000, ::getpid());
+        std::string line =
+            fmt::format("{}{:02}{:02} {:02}:{:02}:{:02}.{:06} {} ", kLetters[static_cast<int>(level)], tm.tm_mon + 1,
+                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us % 1000000, ::getpid());
         for (char c : message) line.push_back(c == '\n' ? ' ' : c);
         line.push_back('\n');
         // One write per record so concurrent threads never interleave within a line.

@@ -55,7 +55,8 @@ std::optional<json::value> plainScalar(const std::string& s) {
         }
     }
     // Floats: [-+]?(.digits|digits(.digits*)?)([eE][-+]?digits)?, .inf, .nan.
-    if (s == ".inf" || s == "+.inf" || s == ".Inf" || s == ".INF") return json::value(std::numeric_limits<double>::infinity());
+    if (s == ".inf" || s == "+.inf" || s == ".Inf" || s == ".INF")
+        return json::value(std::numeric_limits<double>::infinity());
     if (s == "-.inf" || s == "-.Inf" || s == "-.INF") return json::value(-std::numeric_limits<double>::infinity());
     {
         size_t i = 0;
@@ -104,8 +105,8 @@ Result<json::value> yamlToJson(const YAML::Node& node, std::string_view file) {
                 if (auto v = plainScalar(s)) return *v;
                 return json::value(s);
             }
-            if (tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:float" ||
-                tag == "tag:yaml.org,2002:bool" || tag == "tag:yaml.org,2002:null") {
+            if (tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:float" || tag == "tag:yaml.org,2002:bool" ||
+                tag == "tag:yaml.org,2002:null") {
                 if (auto v = plainScalar(s)) return *v;
                 return makeError("{}:{}: value {:?} does not match its tag {}", file, yamlLine(node), s, tag);
             }

@@ -52,8 +52,8 @@ DirectionVerdict evaluateDirection(const PipelineSnapshot& pipeline, Direction d
     return v;
 }
 
-PacketVerdict evaluatePacket(const PipelineSnapshot& pipeline, const ClusterSnapshot& cluster,
-                             const knp_packet& packet, EvaluateScope scope) noexcept {
+PacketVerdict evaluatePacket(const PipelineSnapshot& pipeline, const ClusterSnapshot& cluster, const knp_packet& packet,
+                             EvaluateScope scope) noexcept {
     knp_eval_args args{};
     args.struct_size = sizeof args;
     args.packet = &packet;

@@ -20,7 +20,7 @@ namespace knp::host {
 
 struct DirectionVerdict {
     bool evaluated = false;
-    int32_t verdict = KNP_VERDICT_NEXT;          // final: ACCEPT or DENY (NEXT only if not evaluated)
+    int32_t verdict = KNP_VERDICT_NEXT;         // final: ACCEPT or DENY (NEXT only if not evaluated)
     const PluginInstance* decidedBy = nullptr;  // nullptr: every instance said NEXT
     std::string_view reason;
     std::string_view rule;
@@ -38,11 +38,10 @@ struct EvaluateScope {
     bool ingress = true;  // the destination end is local (or simulate: always)
 };
 
-DirectionVerdict evaluateDirection(const PipelineSnapshot& pipeline, Direction dir,
-                                   const knp_eval_args& args) noexcept;
+DirectionVerdict evaluateDirection(const PipelineSnapshot& pipeline, Direction dir, const knp_eval_args& args) noexcept;
 
 // Looks up both ends in `cluster` once and evaluates the directions in `scope`.
-PacketVerdict evaluatePacket(const PipelineSnapshot& pipeline, const ClusterSnapshot& cluster,
-                             const knp_packet& packet, EvaluateScope scope = {}) noexcept;
+PacketVerdict evaluatePacket(const PipelineSnapshot& pipeline, const ClusterSnapshot& cluster, const knp_packet& packet,
+                             EvaluateScope scope = {}) noexcept;
 
 }  // namespace knp::host

@@ -88,9 +88,8 @@ int cmdPlugins(const Common& c) {
                              "CAPABILITIES", "ONERROR", "LIBRARY");
     for (const auto& i : instances) {
         const auto& d = i->descriptor();
-        std::cout << fmt::format("{:<20} {:<16} {:<10} {:<5} {:<15} {:<8} {}\n", i->name(), d.name, d.version,
-                                 abiOf(d), describeCapabilities(d.capabilities), onErrorName(i->onError()),
-                                 i->library().path);
+        std::cout << fmt::format("{:<20} {:<16} {:<10} {:<5} {:<15} {:<8} {}\n", i->name(), d.name, d.version, abiOf(d),
+                                 describeCapabilities(d.capabilities), onErrorName(i->onError()), i->library().path);
     }
     return 0;
 }

@@ -124,8 +124,7 @@ Result<PipelineConfig> parseDocs(Result<std::vector<YAML::Node>> docs, PipelineC
     std::vector<YAML::Node> real;
     for (auto& d : *docs)
         if (!d.IsNull()) real.push_back(d);
-    if (real.size() != 1)
-        return makeError("{}: expected exactly one YAML document, found {}", cfg.file, real.size());
+    if (real.size() != 1) return makeError("{}: expected exactly one YAML document, found {}", cfg.file, real.size());
     return parseDocument(real[0], std::move(cfg));
 }
 

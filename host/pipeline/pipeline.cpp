@@ -61,7 +61,8 @@ Pipeline::~Pipeline() {
 void Pipeline::queueEvent(size_t watch, uint32_t type, std::string objectJson, std::string ns, std::string name) {
     if (watch >= subscribers_.size()) return;
     auto object = std::make_shared<const std::string>(std::move(objectJson));
-    for (const Subscriber& s : subscribers_[watch]) queued_[s.instance].push_back({type, s.watchIndex, object, ns, name});
+    for (const Subscriber& s : subscribers_[watch])
+        queued_[s.instance].push_back({type, s.watchIndex, object, ns, name});
 }
 
 std::vector<Error> Pipeline::flush(uint32_t flags, const ClusterSnapshot& cluster) {

@@ -46,7 +46,9 @@ struct Stage {
 class PipelineSnapshot {
 public:
     // Stages per direction, in pipeline order, only instances with that capability.
-    const std::vector<Stage>& stages(Direction d) const noexcept { return d == Direction::Ingress ? ingress_ : egress_; }
+    const std::vector<Stage>& stages(Direction d) const noexcept {
+        return d == Direction::Ingress ? ingress_ : egress_;
+    }
     bool ready() const noexcept { return ready_; }
     // The snapshots that back the stages, in instance order (nullptr: none yet).
     const std::vector<std::shared_ptr<const PluginSnapshot>>& pluginSnapshots() const noexcept { return held_; }
@@ -103,8 +105,8 @@ private:
     PipelineConfig config_;
     std::vector<std::unique_ptr<PluginInstance>> instances_;
     std::vector<WatchSpec> watches_;
-    std::vector<std::vector<Subscriber>> subscribers_;  // per distinct watch
-    std::vector<std::vector<QueuedEvent>> queued_;       // per instance
+    std::vector<std::vector<Subscriber>> subscribers_;              // per distinct watch
+    std::vector<std::vector<QueuedEvent>> queued_;                  // per instance
     std::vector<std::shared_ptr<const PluginSnapshot>> snapshots_;  // per instance
     std::shared_ptr<const PipelineSnapshot> current_;
     bool flushed_ = false;

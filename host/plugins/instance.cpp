@@ -11,18 +11,24 @@ namespace knp::host {
 
 std::string_view onErrorName(OnError e) noexcept {
     switch (e) {
-        case OnError::Deny: return "deny";
-        case OnError::Accept: return "accept";
-        case OnError::Next: return "next";
+        case OnError::Deny:
+            return "deny";
+        case OnError::Accept:
+            return "accept";
+        case OnError::Next:
+            return "next";
     }
     return "deny";
 }
 
 int32_t onErrorVerdict(OnError e) noexcept {
     switch (e) {
-        case OnError::Accept: return KNP_VERDICT_ACCEPT;
-        case OnError::Next: return KNP_VERDICT_NEXT;
-        case OnError::Deny: break;
+        case OnError::Accept:
+            return KNP_VERDICT_ACCEPT;
+        case OnError::Next:
+            return KNP_VERDICT_NEXT;
+        case OnError::Deny:
+            break;
     }
     return KNP_VERDICT_DENY;
 }
@@ -173,7 +179,8 @@ Status copyDirection(const knp_direction_interest* in, DirectionInterestSet& out
     if ((in->n_local && !in->local) || (in->n_remote && !in->remote) || (in->n_dst_ports && !in->dst_ports))
         return makeError("{} interest has a NULL array with a non-zero count", dir);
     constexpr uint32_t kKnownFlags = KNP_INTEREST_DIVERT_ALL | KNP_INTEREST_LOCAL_PODS;
-    if ((in->flags & ~kKnownFlags) != 0) return makeError("{} interest has unknown flags {:#x}", dir, in->flags & ~kKnownFlags);
+    if ((in->flags & ~kKnownFlags) != 0)
+        return makeError("{} interest has unknown flags {:#x}", dir, in->flags & ~kKnownFlags);
     out.divertAll = (in->flags & KNP_INTEREST_DIVERT_ALL) != 0;
     out.localPods = (in->flags & KNP_INTEREST_LOCAL_PODS) != 0;
     out.protocols = in->protocols;
@@ -239,7 +246,7 @@ std::variant<std::unique_ptr<PluginInstance>, PluginInstance::InitError> PluginI
             const knp_watch* w = ws[i];
             if (w == nullptr || w->struct_size < offsetof(knp_watch, field_selector) + sizeof(knp_str))
                 return InitError{makeError("watch {} is NULL or too small", i), {}};
-            WatchSpec s{str(w->group),          str(w->version),        str(w->resource),      str(w->kind),
+            WatchSpec s{str(w->group),           str(w->version),        str(w->resource),      str(w->kind),
                         str(w->watch_namespace), str(w->label_selector), str(w->field_selector)};
             if (s.version.empty() || s.resource.empty())
                 return InitError{makeError("watch {} has no version or resource", i), {}};

@@ -99,8 +99,7 @@ public:
     void release(void* snapshot) noexcept;
 
     // Data path. Returns 0 and fills `out`, or a negative errno (-EIO when the plugin threw).
-    int32_t evaluate(Direction d, const void* snapshot, const knp_eval_args& args,
-                     knp_eval_result& out) const noexcept;
+    int32_t evaluate(Direction d, const void* snapshot, const knp_eval_args& args, knp_eval_result& out) const noexcept;
 
     // Host-side context behind the knp_host_api callbacks.
     struct HostContext;

@@ -48,8 +48,7 @@ std::string PluginSearchPath::describe() const {
     return s;
 }
 
-Result<std::string> resolveLibrary(std::string_view library, const PluginSearchPath& path,
-                                   const std::string& baseDir) {
+Result<std::string> resolveLibrary(std::string_view library, const PluginSearchPath& path, const std::string& baseDir) {
     if (library.empty()) return makeError("empty library name");
     std::error_code ec;
     if (library.find('/') != std::string_view::npos) {
@@ -83,7 +82,8 @@ Status checkFileTrust(const std::string& path, const FileTrustPolicy& policy) {
         struct stat st {};
         if (::stat(p.c_str(), &st) != 0) return makeError("{}: {}", p.string(), std::strerror(errno));
         if (st.st_uid != 0 && st.st_uid != policy.trustedUid)
-            return makeError("{} is owned by uid {}, not root: refusing to load plugins from it", p.string(), st.st_uid);
+            return makeError("{} is owned by uid {}, not root: refusing to load plugins from it", p.string(),
+                             st.st_uid);
         bool sticky = (st.st_mode & S_ISVTX) != 0;
         if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (strict || !sticky))
             return makeError("{} is writable by group or others (mode {:o}): refusing to load plugins from it",

@@ -28,8 +28,7 @@ struct PluginSearchPath {
 
 // Resolves a pipeline `library` value. A value with a '/' is a path (relative to `baseDir`,
 // the pipeline file's directory); otherwise NAME or NAME.so in the search path.
-Result<std::string> resolveLibrary(std::string_view library, const PluginSearchPath& path,
-                                   const std::string& baseDir);
+Result<std::string> resolveLibrary(std::string_view library, const PluginSearchPath& path, const std::string& baseDir);
 
 // Running as root, a plugin runs with root's powers: refuse files anyone else could have
 // written. The file and its directory must be owned by root (or `trustedUid`) and not be

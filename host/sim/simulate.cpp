@@ -67,7 +67,8 @@ Result<std::vector<StateObject>> loadStateFile(const std::string& path) {
                 // List items from `kubectl get` of one kind may omit apiVersion/kind.
                 if (json::object* io = item.if_object(); io != nullptr && kind != "List") {
                     if (!io->contains("kind")) (*io)["kind"] = kind.substr(0, kind.size() - 4);
-                    if (!io->contains("apiVersion") && o->contains("apiVersion")) (*io)["apiVersion"] = o->at("apiVersion");
+                    if (!io->contains("apiVersion") && o->contains("apiVersion"))
+                        (*io)["apiVersion"] = o->at("apiVersion");
                 }
                 if (auto s = addObject(std::move(item), path, line, out); !s) return std::move(s).error();
             }
@@ -97,8 +98,7 @@ Result<Probe> parseProbe(std::string_view text, const std::string& where) {
     p.where = where;
     std::string_view pp = words[2];
     size_t slash = pp.find('/');
-    if (slash == std::string_view::npos)
-        return makeError("{}: {:?} must be PROTO/PORT, e.g. TCP/80", where, pp);
+    if (slash == std::string_view::npos) return makeError("{}: {:?} must be PROTO/PORT, e.g. TCP/80", where, pp);
     p.protocol = parseProtocol(pp.substr(0, slash));
     if (p.protocol != KNP_PROTO_TCP && p.protocol != KNP_PROTO_UDP && p.protocol != KNP_PROTO_SCTP)
         return makeError("{}: protocol {:?} must be TCP, UDP or SCTP", where, pp.substr(0, slash));
@@ -169,7 +169,8 @@ Result<knp_addr> Simulation::resolve(const std::string& endpoint, const std::str
     if (size_t slash = endpoint.find('/'); slash != std::string::npos && !parseCidr(endpoint)) {
         std::string ns = endpoint.substr(0, slash), name = endpoint.substr(slash + 1);
         const knp_pod* pod = cluster_->find(ns, name);
-        if (pod == nullptr) return makeError("{}: unknown pod {:?} (not in the state, or Succeeded/Failed)", where, endpoint);
+        if (pod == nullptr)
+            return makeError("{}: unknown pod {:?} (not in the state, or Succeeded/Failed)", where, endpoint);
         if (pod->n_ips == 0) return makeError("{}: pod {:?} has no IP (status.podIP/podIPs)", where, endpoint);
         for (size_t i = 0; i < pod->n_ips; ++i)
             if (family == 0 || pod->ips[i].family == family) return pod->ips[i];
@@ -217,8 +218,8 @@ Result<std::string> Simulation::run(const Probe& probe) const {
     auto dst = resolve(probe.dst, probe.where, family);
     if (!dst) return std::move(dst).error();
     if (src->family != dst->family)
-        return makeError("{}: source {} and destination {} are of different IP families", probe.where,
-                         formatAddr(*src), formatAddr(*dst));
+        return makeError("{}: source {} and destination {} are of different IP families", probe.where, formatAddr(*src),
+                         formatAddr(*dst));
 
     knp_packet pkt{};
     pkt.struct_size = sizeof pkt;

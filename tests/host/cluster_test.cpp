@@ -15,7 +15,8 @@ std::string_view sv(knp_str s) { return {s.data, s.len}; }
 
 TEST_CASE("pods are indexed by every IP, with namespace and node facts") {
     ClusterState st;
-    REQUIRE(st.apply(KNP_EVENT_ADDED, CoreKind::Namespace, obj(R"({"metadata":{"name":"prod","labels":{"team":"a"}}})")));
+    REQUIRE(
+        st.apply(KNP_EVENT_ADDED, CoreKind::Namespace, obj(R"({"metadata":{"name":"prod","labels":{"team":"a"}}})")));
     REQUIRE(st.apply(KNP_EVENT_ADDED, CoreKind::Node,
                      obj(R"({"metadata":{"name":"n1","labels":{"zone":"z1"}},"status":{"addresses":[
                          {"type":"InternalIP","address":"192.168.0.1"},{"type":"Hostname","address":"n1"}]}})")));
@@ -91,14 +92,22 @@ TEST_CASE("deletes remove, and a malformed pod is refused with its field, keepin
 
 TEST_CASE("forEachPod filters to the local node") {
     ClusterState st;
-    REQUIRE(st.apply(KNP_EVENT_ADDED, CoreKind::Pod,
-                     obj(R"({"metadata":{"name":"a","namespace":"d"},"spec":{"nodeName":"n1"},"status":{"podIP":"10.0.0.1"}})")));
-    REQUIRE(st.apply(KNP_EVENT_ADDED, CoreKind::Pod,
-                     obj(R"({"metadata":{"name":"b","namespace":"d"},"spec":{"nodeName":"n2"},"status":{"podIP":"10.0.0.2"}})")));
+    REQUIRE(st.apply(
+        KNP_EVENT_ADDED, CoreKind::Pod,
+        obj(R"({"metadata":{"name":"a","namespace":"d"},"spec":{"nodeName":"n1"},"status":{"podIP":"10.0.0.1"}})")));
+    REQUIRE(st.apply(
+        KNP_EVENT_ADDED, CoreKind::Pod,
+        obj(R"({"metadata":{"name":"b","namespace":"d"},"spec":{"nodeName":"n2"},"status":{"podIP":"10.0.0.2"}})")));
     auto snap = st.build("n1");
     auto count = [&](bool local) {
         int n = 0;
-        snap->forEachPod(local, [](void* u, const knp_pod*) { ++*static_cast<int*>(u); return 0; }, &n);
+        snap->forEachPod(
+            local,
+            [](void* u, const knp_pod*) {
+                ++*static_cast<int*>(u);
+                return 0;
+            },
+            &n);
         return n;
     };
     CHECK(count(false) == 2);

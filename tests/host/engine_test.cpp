@@ -103,7 +103,8 @@ TEST_CASE("a disabled instance does not run") {
 
 TEST_CASE("plugin errors get the instance's onError") {
     SUBCASE("default onError is deny") {
-        Run r("  - name: t\n    library: throws_sdk\n    config: {in: evaluate}\n" + fixed("after", "{ingress: accept}"));
+        Run r("  - name: t\n    library: throws_sdk\n    config: {in: evaluate}\n" +
+              fixed("after", "{ingress: accept}"));
         auto v = r.eval();
         CHECK_FALSE(v.accept);
         CHECK(v.ingress.decidedBy->name() == "t");

@@ -15,12 +15,13 @@ const std::string kHead = "apiVersion: knp.dev/v1alpha1\nkind: Pipeline\n";
 }  // namespace
 
 TEST_CASE("a valid pipeline keeps order, defaults and config as JSON") {
-    auto r = parsePipelineText(kHead +
-                                   "defaults:\n  onError: next\n"
-                                   "instances:\n"
-                                   "  - name: b\n    library: fixed\n    config:\n      ingress: deny\n      dstPort: 22\n"
-                                   "  - name: a\n    library: ./x/fixed.so\n    onError: accept\n    enabled: false\n",
-                               "p.yaml", "/etc/knp");
+    auto r =
+        parsePipelineText(kHead +
+                              "defaults:\n  onError: next\n"
+                              "instances:\n"
+                              "  - name: b\n    library: fixed\n    config:\n      ingress: deny\n      dstPort: 22\n"
+                              "  - name: a\n    library: ./x/fixed.so\n    onError: accept\n    enabled: false\n",
+                          "p.yaml", "/etc/knp");
     REQUIRE(r.ok());
     REQUIRE(r->instances.size() == 2);
     CHECK(r->instances[0].name == "b");
@@ -78,8 +79,8 @@ TEST_CASE("a library that cannot be found names the pipeline line") {
     auto r = loadPipelineText("  - name: a\n    library: does-not-exist\n");
     REQUIRE_FALSE(r.ok());
     CAPTURE(r.error().message);
-    CHECK(r.error().message.find("pipeline.yaml:4: instances[0] (\"a\"): library: plugin \"does-not-exist\" not found") ==
-          0);
+    CHECK(r.error().message.find(
+              "pipeline.yaml:4: instances[0] (\"a\"): library: plugin \"does-not-exist\" not found") == 0);
 }
 
 TEST_CASE("the shipped default pipeline parses") {

@@ -41,8 +41,7 @@ extern "C" {
 #define KNP_PLUGIN_ENTRY_SYMBOL "knp_plugin_entry_v1"
 
 /* True when a struct of reported size `size` contains member `member` of `type`. */
-#define KNP_HAS_MEMBER(type, size, member) \
-    ((size) >= offsetof(type, member) + sizeof(((type *)0)->member))
+#define KNP_HAS_MEMBER(type, size, member) ((size) >= offsetof(type, member) + sizeof(((type*)0)->member))
 
 /* ---------------------------------------------------------------------------------------- */
 /* Return codes: 0 or a negative errno value (e.g. -EINVAL for bad config, -ENOMEM).        */
@@ -67,7 +66,7 @@ extern "C" {
 
 /* A borrowed string view. `data` may be NULL when `len` is 0. FROZEN. */
 typedef struct knp_str {
-    const char *data;
+    const char* data;
     size_t len;
 } knp_str;
 
@@ -138,18 +137,18 @@ typedef struct knp_pod {
     knp_str name;
     knp_str pod_namespace;
     knp_str uid;
-    const knp_label *labels; /* sorted by key */
+    const knp_label* labels; /* sorted by key */
     size_t n_labels;
-    const knp_label *namespace_labels; /* sorted by key; includes kubernetes.io/metadata.name */
+    const knp_label* namespace_labels; /* sorted by key; includes kubernetes.io/metadata.name */
     size_t n_namespace_labels;
-    knp_str node_name; /* empty when not scheduled */
-    const knp_label *node_labels; /* sorted by key; empty when the Node is unknown */
+    knp_str node_name;            /* empty when not scheduled */
+    const knp_label* node_labels; /* sorted by key; empty when the Node is unknown */
     size_t n_node_labels;
-    const knp_addr *node_addresses; /* the node's InternalIP/ExternalIP addresses */
+    const knp_addr* node_addresses; /* the node's InternalIP/ExternalIP addresses */
     size_t n_node_addresses;
-    const knp_container_port *container_ports; /* spec.containers[].ports[], in order */
+    const knp_container_port* container_ports; /* spec.containers[].ports[], in order */
     size_t n_container_ports;
-    const knp_addr *ips; /* status.podIPs */
+    const knp_addr* ips; /* status.podIPs */
     size_t n_ips;
 } knp_pod;
 
@@ -170,7 +169,7 @@ typedef struct knp_packet {
     uint16_t src_port;
     uint16_t dst_port;
     uint32_t headers_len;
-    const uint8_t *headers;
+    const uint8_t* headers;
 } knp_packet;
 
 /*
@@ -182,9 +181,9 @@ typedef struct knp_packet {
 typedef struct knp_eval_args {
     uint32_t struct_size;
     uint32_t reserved;
-    const knp_packet *packet;
-    const knp_pod *src_pod; /* NULL when the source is not a pod */
-    const knp_pod *dst_pod; /* NULL when the destination is not a pod */
+    const knp_packet* packet;
+    const knp_pod* src_pod; /* NULL when the source is not a pod */
+    const knp_pod* dst_pod; /* NULL when the destination is not a pod */
 } knp_eval_args;
 
 /*
@@ -240,11 +239,11 @@ typedef struct knp_direction_interest {
     uint32_t flags;     /* KNP_INTEREST_* */
     uint32_t protocols; /* KNP_PROTO_BIT_*; 0 = all */
     uint32_t reserved;
-    const knp_cidr *local;
+    const knp_cidr* local;
     size_t n_local;
-    const knp_cidr *remote;
+    const knp_cidr* remote;
     size_t n_remote;
-    const knp_port_range *dst_ports; /* empty = all ports */
+    const knp_port_range* dst_ports; /* empty = all ports */
     size_t n_dst_ports;
 } knp_direction_interest;
 
@@ -252,8 +251,8 @@ typedef struct knp_direction_interest {
 typedef struct knp_interest {
     uint32_t struct_size;
     uint32_t reserved;
-    const knp_direction_interest *ingress;
-    const knp_direction_interest *egress;
+    const knp_direction_interest* ingress;
+    const knp_direction_interest* egress;
 } knp_interest;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -273,11 +272,11 @@ typedef struct knp_watch {
     uint32_t reserved;
     knp_str group;
     knp_str version;
-    knp_str resource; /* plural, lower case: "networkpolicies" */
-    knp_str kind;     /* "NetworkPolicy"; lets knpctl map objects in a state file */
-    knp_str watch_namespace;   /* empty = all namespaces */
-    knp_str label_selector;    /* empty = everything */
-    knp_str field_selector;    /* empty = everything */
+    knp_str resource;        /* plural, lower case: "networkpolicies" */
+    knp_str kind;            /* "NetworkPolicy"; lets knpctl map objects in a state file */
+    knp_str watch_namespace; /* empty = all namespaces */
+    knp_str label_selector;  /* empty = everything */
+    knp_str field_selector;  /* empty = everything */
 } knp_watch;
 
 /* The object is new. */
@@ -319,7 +318,7 @@ typedef struct knp_event {
 typedef struct knp_update_args {
     uint32_t struct_size;
     uint32_t flags; /* KNP_UPDATE_* */
-    const knp_event *const *events;
+    const knp_event* const* events;
     size_t n_events;
 } knp_update_args;
 
@@ -335,8 +334,8 @@ typedef struct knp_update_args {
 typedef struct knp_update_result {
     uint32_t struct_size;
     uint32_t reserved;
-    void *snapshot;
-    const knp_interest *interest; /* NULL = no interest */
+    void* snapshot;
+    const knp_interest* interest; /* NULL = no interest */
 } knp_update_result;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -352,9 +351,9 @@ typedef struct knp_update_result {
 typedef struct knp_error {
     uint32_t struct_size;
     uint32_t reserved;
-    char *message;
+    char* message;
     size_t message_cap;
-    char *pointer;
+    char* pointer;
     size_t pointer_cap;
 } knp_error;
 
@@ -383,24 +382,23 @@ typedef struct knp_error {
 typedef struct knp_host_api {
     uint32_t struct_size;
     uint32_t reserved;
-    void (*log)(void *ctx, int32_t level, knp_str message);
-    int32_t (*log_enabled)(void *ctx, int32_t level);
+    void (*log)(void* ctx, int32_t level, knp_str message);
+    int32_t (*log_enabled)(void* ctx, int32_t level);
     /* Defines a metric, exported with the instance name as a label. Returns 0 and an id. */
-    int32_t (*metric_define)(void *ctx, int32_t type, knp_str name, knp_str help, uint32_t *out_id);
-    void (*metric_add)(void *ctx, uint32_t id, double value);
-    void (*metric_set)(void *ctx, uint32_t id, double value);
-    void (*metric_observe)(void *ctx, uint32_t id, double value);
+    int32_t (*metric_define)(void* ctx, int32_t type, knp_str name, knp_str help, uint32_t* out_id);
+    void (*metric_add)(void* ctx, uint32_t id, double value);
+    void (*metric_set)(void* ctx, uint32_t id, double value);
+    void (*metric_observe)(void* ctx, uint32_t id, double value);
     /* Asks the host to call update() soon even without events (e.g. a timer in the plugin). */
-    void (*request_update)(void *ctx);
-    uint64_t (*monotonic_ns)(void *ctx);
+    void (*request_update)(void* ctx);
+    uint64_t (*monotonic_ns)(void* ctx);
     /*
      * Calls `fn` for every pod in the host's index (non-terminal pods with an IP, hostNetwork
      * pods included and flagged). `local_only` restricts to pods on this node. Stops early and
      * returns what `fn` returned when that is non-zero (return a positive value to stop, so it
      * cannot be mistaken for the host's own -EPERM when called outside update()).
      */
-    int32_t (*for_each_pod)(void *ctx, int32_t local_only,
-                            int32_t (*fn)(void *user, const knp_pod *pod), void *user);
+    int32_t (*for_each_pod)(void* ctx, int32_t local_only, int32_t (*fn)(void* user, const knp_pod* pod), void* user);
 } knp_host_api;
 
 /* SINCE: 1.0. OWNERSHIP: borrowed for the init() call, except `host`, valid until destroy(). */
@@ -410,8 +408,8 @@ typedef struct knp_init_args {
     knp_str instance_name; /* unique within the pipeline */
     knp_str config_json;   /* the instance's `config` from pipeline.yaml, as JSON ("{}" if none) */
     knp_str node_name;     /* the node this host enforces for; empty in knpctl simulate */
-    const knp_host_api *host;
-    void *host_ctx;
+    const knp_host_api* host;
+    void* host_ctx;
 } knp_init_args;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -435,35 +433,31 @@ typedef struct knp_plugin_descriptor {
     uint32_t abi_major; /* KNP_ABI_MAJOR the plugin was built with */
     uint32_t abi_minor; /* KNP_ABI_MINOR the plugin was built with */
     uint32_t reserved;
-    const char *name;        /* NUL-terminated; short, e.g. "allowlist" */
-    const char *version;     /* the plugin's own version, e.g. "1.2.0" */
-    const char *description;
-    const char *contact;
-    const char *license;     /* SPDX identifier */
-    uint64_t capabilities;   /* KNP_CAP_* */
-    const char *config_schema; /* JSON Schema of the config, or NULL */
+    const char* name;    /* NUL-terminated; short, e.g. "allowlist" */
+    const char* version; /* the plugin's own version, e.g. "1.2.0" */
+    const char* description;
+    const char* contact;
+    const char* license;       /* SPDX identifier */
+    uint64_t capabilities;     /* KNP_CAP_* */
+    const char* config_schema; /* JSON Schema of the config, or NULL */
 
     /* control: create an instance from its config. 0 and *out_plugin, or <0 and `err`. */
-    int32_t (*init)(const knp_init_args *args, knp_plugin **out_plugin, knp_error *err);
+    int32_t (*init)(const knp_init_args* args, knp_plugin** out_plugin, knp_error* err);
     /* control: accepts NULL; cannot fail. Every snapshot has been released before. */
-    void (*destroy)(knp_plugin *plugin);
+    void (*destroy)(knp_plugin* plugin);
     /* control: the watches the instance needs; array and elements plugin-owned. */
-    int32_t (*get_watches)(knp_plugin *plugin, const knp_watch *const **out_watches,
-                           size_t *out_n);
+    int32_t (*get_watches)(knp_plugin* plugin, const knp_watch* const** out_watches, size_t* out_n);
     /* control: apply a batch of events (possibly empty) and maybe return a new snapshot. */
-    int32_t (*update)(knp_plugin *plugin, const knp_update_args *args, knp_update_result *out,
-                      knp_error *err);
+    int32_t (*update)(knp_plugin* plugin, const knp_update_args* args, knp_update_result* out, knp_error* err);
     /* control: the host is done with a snapshot. */
-    void (*release_snapshot)(knp_plugin *plugin, void *snapshot);
+    void (*release_snapshot)(knp_plugin* plugin, void* snapshot);
     /* data, concurrent: 0 and out->verdict, or <0 (the instance's onError applies). */
-    int32_t (*evaluate_ingress)(const void *snapshot, const knp_eval_args *args,
-                                knp_eval_result *out);
-    int32_t (*evaluate_egress)(const void *snapshot, const knp_eval_args *args,
-                               knp_eval_result *out);
+    int32_t (*evaluate_ingress)(const void* snapshot, const knp_eval_args* args, knp_eval_result* out);
+    int32_t (*evaluate_egress)(const void* snapshot, const knp_eval_args* args, knp_eval_result* out);
 } knp_plugin_descriptor;
 
 /* The entry point. Returns a pointer to static, constant data; does nothing else. */
-typedef const knp_plugin_descriptor *(*knp_plugin_entry_fn)(void);
+typedef const knp_plugin_descriptor* (*knp_plugin_entry_fn)(void);
 
 #if defined(__GNUC__) || defined(__clang__)
 #define KNP_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -476,7 +470,7 @@ typedef const knp_plugin_descriptor *(*knp_plugin_entry_fn)(void);
  * A plugin defines exactly this (KNP_EXPORT_PLUGIN does it for C++ plugins); the host only
  * looks it up with dlsym and never links against it.
  */
-KNP_PLUGIN_EXPORT const knp_plugin_descriptor *knp_plugin_entry_v1(void);
+KNP_PLUGIN_EXPORT const knp_plugin_descriptor* knp_plugin_entry_v1(void);
 
 #ifdef __cplusplus
 }
