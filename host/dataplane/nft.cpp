@@ -186,7 +186,8 @@ NftRuleBuilder& NftRuleBuilder::ctLabelSet(uint32_t bit) {
 // ---------------------------------------------------------------------------------------------
 
 NftTransaction::NftTransaction(uint16_t family, std::string table)
-    : family_(family), table_(std::move(table)),
+    : family_(family),
+      table_(std::move(table)),
       batch_(nftnl_batch_alloc(static_cast<uint32_t>(getpagesize()) * 32, kMaxMessage)),
       seq_(static_cast<uint32_t>(time(nullptr))) {
     if (!batch_) throw std::bad_alloc();
@@ -359,7 +360,8 @@ Status NftTransaction::commit() {
         // After an error the remaining answers are a courtesy: don't wait long for them.
         int pr = poll(&pfd, 1, firstErr != 0 ? 100 : 5000);
         if (pr <= 0 && firstErr != 0) break;
-        if (pr <= 0) return makeError("nftables: no answer from the kernel after {} of {} messages", answers, what_.size());
+        if (pr <= 0)
+            return makeError("nftables: no answer from the kernel after {} of {} messages", answers, what_.size());
         ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
         if (n < 0) return makeError("nftables: receiving the answer failed: {}", std::strerror(errno));
         auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data());

@@ -38,19 +38,19 @@ class NftRuleBuilder {
 public:
     NftRuleBuilder(uint16_t family, const std::string& table, const std::string& chain);
 
-    NftRuleBuilder& metaToReg(uint32_t key);                                   // meta KEY → reg 1
-    NftRuleBuilder& ctToReg(uint32_t key);                                     // ct KEY → reg 1
+    NftRuleBuilder& metaToReg(uint32_t key);                                     // meta KEY → reg 1
+    NftRuleBuilder& ctToReg(uint32_t key);                                       // ct KEY → reg 1
     NftRuleBuilder& payloadToReg(uint32_t base, uint32_t offset, uint32_t len);  // payload → reg 1
-    NftRuleBuilder& cmp(uint32_t op, const void* data, uint32_t len);          // reg 1 OP data
-    NftRuleBuilder& bitwiseAnd(const void* mask, uint32_t len);                // reg 1 &= mask
-    NftRuleBuilder& lookup(const std::string& set);                            // reg 1 in @set
-    NftRuleBuilder& verdict(int32_t v);                                        // accept/drop/...
+    NftRuleBuilder& cmp(uint32_t op, const void* data, uint32_t len);            // reg 1 OP data
+    NftRuleBuilder& bitwiseAnd(const void* mask, uint32_t len);                  // reg 1 &= mask
+    NftRuleBuilder& lookup(const std::string& set);                              // reg 1 in @set
+    NftRuleBuilder& verdict(int32_t v);                                          // accept/drop/...
     NftRuleBuilder& jump(const std::string& chain);
     // The nftables `queue` expression (kernels with CONFIG_NFT_QUEUE).
     NftRuleBuilder& queueExpr(uint16_t num, uint16_t total, bool bypass);
     // The xtables NFQUEUE target through nft compat (kernels without the queue expression).
     NftRuleBuilder& queueCompat(uint16_t num, uint16_t total, bool bypass);
-    NftRuleBuilder& ctLabelSet(uint32_t bit);                                  // ct label set BIT
+    NftRuleBuilder& ctLabelSet(uint32_t bit);  // ct label set BIT
 
     sys::NftRule release() { return std::move(rule_); }
 
@@ -69,7 +69,7 @@ public:
     void addTable();  // create if absent
     void deleteTable();
     void addBaseChain(const std::string& name, uint32_t hook, int32_t priority);  // create if absent
-    void addChain(const std::string& name);                                     // create if absent
+    void addChain(const std::string& name);                                       // create if absent
     void flushChain(const std::string& name);
     void addRule(sys::NftRule rule, const std::string& what);
     void addIntervalSet(const NftSetSpec& spec);  // create if absent

@@ -130,10 +130,14 @@ ParseStatus parseV6(const uint8_t* d, size_t len, knp_packet& out) noexcept {
 
 const char* parseStatusName(ParseStatus s) noexcept {
     switch (s) {
-        case ParseStatus::Ok: return "ok";
-        case ParseStatus::NonFirstFragment: return "non-first-fragment";
-        case ParseStatus::Truncated: return "truncated";
-        case ParseStatus::Malformed: return "malformed";
+        case ParseStatus::Ok:
+            return "ok";
+        case ParseStatus::NonFirstFragment:
+            return "non-first-fragment";
+        case ParseStatus::Truncated:
+            return "truncated";
+        case ParseStatus::Malformed:
+            return "malformed";
     }
     return "malformed";
 }
@@ -145,9 +149,12 @@ ParseStatus parsePacket(const uint8_t* data, size_t len, knp_packet& out) noexce
     out.headers = data;
     out.headers_len = static_cast<uint32_t>(len > UINT32_MAX ? UINT32_MAX : len);
     switch (data[0] >> 4) {
-        case 4: return parseV4(data, len, out);
-        case 6: return parseV6(data, len, out);
-        default: return ParseStatus::Malformed;
+        case 4:
+            return parseV4(data, len, out);
+        case 6:
+            return parseV6(data, len, out);
+        default:
+            return ParseStatus::Malformed;
     }
 }
 

@@ -101,8 +101,9 @@ Result<QueueMethod> detectQueueMethod() {
     auto compat = tryMethod(QueueMethod::Compat);
     if (!compat) return std::move(compat).error();
     if (*compat) return QueueMethod::Compat;
-    return makeError("nftables: the kernel accepts neither the queue expression nor the NFQUEUE target "
-                     "(CONFIG_NFT_QUEUE or CONFIG_NETFILTER_XT_TARGET_NFQUEUE with nft_compat)");
+    return makeError(
+        "nftables: the kernel accepts neither the queue expression nor the NFQUEUE target "
+        "(CONFIG_NFT_QUEUE or CONFIG_NETFILTER_XT_TARGET_NFQUEUE with nft_compat)");
 }
 
 DesiredRuleset desiredRuleset(const std::vector<const InterestSet*>& interests,
@@ -176,7 +177,8 @@ void Ruleset::addRules(NftTransaction& tx, const DesiredRuleset& d) const {
         }
     };
 
-    for (const char* base : {"postrouting", "input"}) tx.addRule(rule(base).jump(kClassify).release(), fmt::format("{}: jump {}", base, kClassify));
+    for (const char* base : {"postrouting", "input"})
+        tx.addRule(rule(base).jump(kClassify).release(), fmt::format("{}: jump {}", base, kClassify));
 
     // Loopback is the node talking to itself.
     char lo[16] = "lo";
@@ -232,8 +234,9 @@ void Ruleset::addRules(NftTransaction& tx, const DesiredRuleset& d) const {
             }
             // Port-carrying protocols, each with the port set when there is one.
             uint32_t mask = f.protocols == 0 ? ~0u : f.protocols;
-            const std::pair<uint32_t, uint8_t> portProtos[] = {
-                {KNP_PROTO_BIT_TCP, KNP_PROTO_TCP}, {KNP_PROTO_BIT_UDP, KNP_PROTO_UDP}, {KNP_PROTO_BIT_SCTP, KNP_PROTO_SCTP}};
+            const std::pair<uint32_t, uint8_t> portProtos[] = {{KNP_PROTO_BIT_TCP, KNP_PROTO_TCP},
+                                                               {KNP_PROTO_BIT_UDP, KNP_PROTO_UDP},
+                                                               {KNP_PROTO_BIT_SCTP, KNP_PROTO_SCTP}};
             for (auto [bit, proto] : portProtos) {
                 if ((mask & bit) == 0) continue;
                 auto rb = addrMatch();

@@ -41,7 +41,7 @@ struct RulesetOptions {
     std::string table = "kube-network-policies";
     uint16_t queueNum = 100;
     uint16_t queueCount = 1;
-    bool bypass = true;         // fail-open: accept when no reader is bound
+    bool bypass = true;  // fail-open: accept when no reader is bound
     uint32_t acceptLabelBit = 100;
 };
 
@@ -64,8 +64,7 @@ struct DesiredRuleset {
 };
 
 // Unions every snapshot's interest; `localPods` backs KNP_INTEREST_LOCAL_PODS.
-DesiredRuleset desiredRuleset(const std::vector<const InterestSet*>& interests,
-                              const std::vector<knp_addr>& localPods);
+DesiredRuleset desiredRuleset(const std::vector<const InterestSet*>& interests, const std::vector<knp_addr>& localPods);
 
 class Ruleset {
 public:

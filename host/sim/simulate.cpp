@@ -15,70 +15,6 @@ namespace knp::host {
 
 namespace json = boost::json;
 
-namespace {
-
-std::string str(const json::object& o, std::string_view k) {
-    auto it = o.find(k);
-    return it != o.end() && it->value().is_string() ? std::string(it->value().as_string()) : std::string();
-}
-
-Status addObject(json::value v, const std::string& file, int line, std::vector<StateObject>& out) {
-    json::object* o = v.if_object();
-    if (o == nullptr) return makeError("{}:{}: a Kubernetes object must be a mapping", file, line);
-    StateObject so;
-    so.apiVersion = str(*o, "apiVersion");
-    so.kind = str(*o, "kind");
-    so.file = file;
-    so.line = line;
-    if (so.apiVersion.empty()) return makeError("{}:{}: apiVersion: missing", file, line);
-    if (so.kind.empty()) return makeError("{}:{}: kind: missing", file, line);
-    json::object* meta = o->contains("metadata") ? o->at("metadata").if_object() : nullptr;
-    if (meta == nullptr) return makeError("{}:{}: {} metadata: missing", file, line, so.kind);
-    so.name = str(*meta, "name");
-    if (so.name.empty()) return makeError("{}:{}: {} metadata.name: missing", file, line, so.kind);
-    so.ns = str(*meta, "namespace");
-    // The watch strips managedFields before anything is stored or delivered; do the same.
-    meta->erase("managedFields");
-    so.object = std::move(*o);
-    out.push_back(std::move(so));
-    return okStatus();
-}
-
-}  // namespace
-
-Result<std::vector<StateObject>> loadStateFile(const std::string& path) {
-    auto docs = loadYamlFile(path);
-    if (!docs) return std::move(docs).error();
-    std::vector<StateObject> out;
-    for (const YAML::Node& doc : *docs) {
-        if (doc.IsNull()) continue;
-        auto v = yamlToJson(doc, path);
-        if (!v) return std::move(v).error();
-        json::object* o = v->if_object();
-        std::string kind = o != nullptr ? str(*o, "kind") : "";
-        // `kubectl get -o yaml` prints a List (kind: List, or PodList and friends) with items.
-        if (o != nullptr && kind.size() >= 4 && kind.compare(kind.size() - 4, 4, "List") == 0 && o->contains("items")) {
-            const YAML::Node items = doc["items"];
-            json::array* arr = o->at("items").if_array();
-            if (arr == nullptr) return makeError("{}:{}: items: must be a list", path, yamlLine(doc));
-            for (size_t i = 0; i < arr->size(); ++i) {
-                int line = items && items.IsSequence() && i < items.size() ? yamlLine(items[i]) : yamlLine(doc);
-                json::value item = std::move((*arr)[i]);
-                // List items from `kubectl get` of one kind may omit apiVersion/kind.
-                if (json::object* io = item.if_object(); io != nullptr && kind != "List") {
-                    if (!io->contains("kind")) (*io)["kind"] = kind.substr(0, kind.size() - 4);
-                    if (!io->contains("apiVersion") && o->contains("apiVersion"))
-                        (*io)["apiVersion"] = o->at("apiVersion");
-                }
-                if (auto s = addObject(std::move(item), path, line, out); !s) return std::move(s).error();
-            }
-            continue;
-        }
-        if (auto s = addObject(std::move(*v), path, yamlLine(doc), out); !s) return std::move(s).error();
-    }
-    return out;
-}
-
 Result<Probe> parseProbe(std::string_view text, const std::string& where) {
     std::vector<std::string_view> words;
     size_t i = 0;
@@ -131,37 +67,15 @@ Result<std::unique_ptr<Simulation>> Simulation::create(std::unique_ptr<Pipeline>
                                                        const std::vector<StateObject>& state) {
     std::unique_ptr<Simulation> sim(new Simulation());
     sim->pipeline_ = std::move(pipeline);
-    Pipeline& p = *sim->pipeline_;
-    const auto& watches = p.watches();
-    std::set<std::tuple<std::string, std::string, std::string>> seen;
-    for (const StateObject& o : state) {
-        if (!seen.insert({o.apiVersion + "/" + o.kind, o.ns, o.name}).second)
-            return makeError("{}: duplicate {} {}{}", o.where(), o.kind, o.ns.empty() ? "" : o.ns + "/", o.name);
-        if (auto core = coreKindOf(o.apiVersion, o.kind)) {
-            if (auto s = sim->state_.apply(KNP_EVENT_ADDED, *core, o.object); !s)
-                return std::move(s).error().withContext(o.where() + ": ");
-        }
-        bool delivered = false;
-        for (size_t w = 0; w < watches.size(); ++w) {
-            const WatchSpec& ws = watches[w];
-            if (ws.apiVersion() != o.apiVersion || ws.kind != o.kind) continue;
-            if (!ws.watchNamespace.empty() && ws.watchNamespace != o.ns) continue;
-            p.queueEvent(w, KNP_EVENT_ADDED, json::serialize(o.object), o.ns, o.name);
-            delivered = true;
-        }
-        if (!delivered && !coreKindOf(o.apiVersion, o.kind))
-            logf(LogLevel::Warning, "{}: {} {} ({}): no plugin in the pipeline watches this kind; ignored", o.where(),
-                 o.kind, o.name, o.apiVersion);
-    }
-    for (size_t w = 0; w < watches.size(); ++w) p.queueEvent(w, KNP_EVENT_SYNCED, "", "", "");
-    sim->cluster_ = sim->state_.build("");
-    auto errors = p.flush(KNP_UPDATE_PODS_CHANGED, *sim->cluster_);
-    if (!errors.empty()) return errors.front();
-    if (!p.current()->ready()) {
-        for (size_t i = 0; i < p.instances().size(); ++i)
-            if (!p.current()->pluginSnapshots()[i])
-                return makeError("plugin {:?} returned no snapshot after the initial sync", p.instances()[i]->name());
-    }
+    sim->sync_ = std::make_unique<StateSync>(*sim->pipeline_, "");
+    auto synced = sim->sync_->sync(state);
+    if (!synced) return std::move(synced).error();
+    sim->cluster_ = synced->cluster;
+    if (!synced->errors.empty()) return synced->errors.front();
+    const Pipeline& p = *sim->pipeline_;
+    for (size_t i = 0; i < p.instances().size(); ++i)
+        if (!p.current()->pluginSnapshots()[i])
+            return makeError("plugin {:?} returned no snapshot after the initial sync", p.instances()[i]->name());
     return sim;
 }
 

@@ -14,20 +14,10 @@
 #include "common/result.hpp"
 #include "engine/engine.hpp"
 #include "pipeline/pipeline.hpp"
+#include "state/state_file.hpp"
+#include "state/state_sync.hpp"
 
 namespace knp::host {
-
-// One Kubernetes object from a state file, with where it was written.
-struct StateObject {
-    std::string apiVersion, kind, ns, name;
-    boost::json::object object;
-    std::string file;
-    int line = 0;
-    std::string where() const { return fmt::format("{}:{}", file, line); }
-};
-
-// Multi-document YAML and/or `kind: List` documents (as `kubectl get -o yaml` prints them).
-Result<std::vector<StateObject>> loadStateFile(const std::string& path);
 
 // "SRC DST PROTO/PORT": SRC/DST are namespace/pod or an IP literal; PROTO is TCP, UDP or SCTP.
 struct Probe {
@@ -58,7 +48,7 @@ private:
     Result<knp_addr> resolve(const std::string& endpoint, const std::string& where, int family) const;
 
     std::unique_ptr<Pipeline> pipeline_;
-    ClusterState state_;
+    std::unique_ptr<StateSync> sync_;
     std::shared_ptr<const ClusterSnapshot> cluster_;
 };
 

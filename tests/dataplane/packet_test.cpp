@@ -45,8 +45,14 @@ Bytes ipv6(uint8_t next, Bytes rest) {
 }
 
 Bytes ports(uint16_t s, uint16_t d) {
-    return {static_cast<uint8_t>(s >> 8), static_cast<uint8_t>(s), static_cast<uint8_t>(d >> 8),
-            static_cast<uint8_t>(d), 0, 0, 0, 0};
+    return {static_cast<uint8_t>(s >> 8),
+            static_cast<uint8_t>(s),
+            static_cast<uint8_t>(d >> 8),
+            static_cast<uint8_t>(d),
+            0,
+            0,
+            0,
+            0};
 }
 
 ParseStatus parse(const Bytes& b, knp_packet& out) { return parsePacket(b.data(), b.size(), out); }
