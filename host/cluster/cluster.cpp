@@ -238,7 +238,10 @@ std::shared_ptr<const ClusterSnapshot> ClusterState::build(const std::string& lo
         e->name = name;
         e->labels.build(n.labels);
         e->addresses = n.addresses;
-        for (const auto& a : n.addresses) snap->nodeAddresses_.insert(addrKey(a));
+        for (const auto& a : n.addresses) {
+            snap->nodeAddresses_.insert(addrKey(a));
+            if (!localNode.empty() && name == localNode) snap->localAddresses_.insert(addrKey(a));
+        }
         nodeByName.emplace(e->name, e.get());
         snap->nodes_.push_back(std::move(e));
     }
@@ -289,6 +292,11 @@ std::shared_ptr<const ClusterSnapshot> ClusterState::build(const std::string& lo
         const auto* raw = e.get();
         snap->byName_.emplace(std::pair<std::string_view, std::string_view>(raw->ns, raw->name), raw);
         // hostNetwork pods use their node's IP: that IP is the node's, never a pod's.
+        bool local = !localNode.empty() && p.nodeName == localNode;
+        for (const auto& ip : raw->ips) {
+            if (local) snap->localAddresses_.insert(addrKey(ip));
+            if (local && !p.hostNetwork) snap->localPodIps_.push_back(ip);
+        }
         if (p.hostNetwork) {
             for (const auto& ip : raw->ips) snap->nodeAddresses_.insert(addrKey(ip));
         } else {
@@ -307,6 +315,8 @@ const knp_pod* ClusterSnapshot::lookup(const knp_addr& ip) const noexcept {
     auto it = byIp_.find(addrKey(ip));
     return it == byIp_.end() ? nullptr : &it->second->view;
 }
+
+bool ClusterSnapshot::isLocal(const knp_addr& ip) const noexcept { return localAddresses_.count(addrKey(ip)) != 0; }
 
 bool ClusterSnapshot::isNodeAddress(const knp_addr& ip) const noexcept {
     return nodeAddresses_.count(addrKey(ip)) != 0;

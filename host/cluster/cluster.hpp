@@ -36,6 +36,12 @@ public:
     // True for a node's address (InternalIP/ExternalIP, or a hostNetwork pod's IP): traffic a
     // node's own knpd sees originate or terminate locally.
     bool isNodeAddress(const knp_addr& ip) const noexcept;
+    // True for an address this node hosts: a pod on the local node, or one of the local node's
+    // own addresses. knpd evaluates egress only for local sources and ingress only for local
+    // destinations: each direction once, on the node that hosts that end.
+    bool isLocal(const knp_addr& ip) const noexcept;
+    // IPs of the (non-hostNetwork) pods on the local node (KNP_INTEREST_LOCAL_PODS).
+    const std::vector<knp_addr>& localPodIps() const noexcept { return localPodIps_; }
     // A pod by namespace and name (any phase but terminal), hostNetwork pods included.
     const knp_pod* find(std::string_view ns, std::string_view name) const noexcept;
     // Every non-terminal pod with an IP; `localOnly` restricts to pods on `localNode`.
@@ -75,6 +81,8 @@ private:
     std::vector<std::unique_ptr<PodEntry>> pods_;
     std::unordered_map<std::array<uint8_t, 16>, const PodEntry*, AddrHash> byIp_;
     std::unordered_set<std::array<uint8_t, 16>, AddrHash> nodeAddresses_;
+    std::unordered_set<std::array<uint8_t, 16>, AddrHash> localAddresses_;
+    std::vector<knp_addr> localPodIps_;
     std::map<std::pair<std::string_view, std::string_view>, const PodEntry*> byName_;
 };
 

@@ -168,6 +168,14 @@ NftRuleBuilder& NftRuleBuilder::queueCompat(uint16_t num, uint16_t total, bool b
     return *this;
 }
 
+NftRuleBuilder& NftRuleBuilder::metaFromReg(uint32_t key) {
+    auto e = expr("meta");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_KEY, key);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_SREG, NFT_REG_1);
+    add(std::move(e));
+    return *this;
+}
+
 NftRuleBuilder& NftRuleBuilder::ctLabelSet(uint32_t bit) {
     // Load an immediate 16-byte label mask into reg 1, then `ct label set` from it.
     std::array<uint8_t, 16> labels{};

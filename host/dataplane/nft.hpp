@@ -50,7 +50,8 @@ public:
     NftRuleBuilder& queueExpr(uint16_t num, uint16_t total, bool bypass);
     // The xtables NFQUEUE target through nft compat (kernels without the queue expression).
     NftRuleBuilder& queueCompat(uint16_t num, uint16_t total, bool bypass);
-    NftRuleBuilder& ctLabelSet(uint32_t bit);  // ct label set BIT
+    NftRuleBuilder& ctLabelSet(uint32_t bit);   // ct label set BIT
+    NftRuleBuilder& metaFromReg(uint32_t key);  // meta KEY set reg 1
 
     sys::NftRule release() { return std::move(rule_); }
 

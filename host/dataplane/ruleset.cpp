@@ -14,11 +14,15 @@ namespace knp::host {
 namespace {
 
 constexpr const char* kClassify = "classify";
-constexpr const char* kLabels = "ct-labels";
+constexpr const char* kAccepted = "accepted";
 // nf_tables priorities: NF_IP_PRI_NAT_SRC = 100. Postrouting after DNAT and before SNAT, so a
 // Service connection is seen with the backend pod as destination and the client pod as source.
 constexpr int32_t kPostroutingPriority = 100 - 5;
 constexpr int32_t kInputPriority = 100 + 1;
+// Right after ours: a packet a reader accepted continues from the next hook entry.
+constexpr int32_t kPostroutingAcceptedPriority = kPostroutingPriority + 1;
+constexpr int32_t kInputAcceptedPriority = kInputPriority + 1;
+constexpr uint8_t kCtDirReply = 1;                 // IP_CT_DIR_REPLY
 constexpr uint32_t kCtStateEstablished = 1u << 1;  // NF_CT_STATE_BIT(IP_CT_ESTABLISHED)
 constexpr uint32_t kCtStateRelated = 1u << 2;      // NF_CT_STATE_BIT(IP_CT_RELATED)
 
@@ -179,6 +183,19 @@ void Ruleset::addRules(NftTransaction& tx, const DesiredRuleset& d) const {
 
     for (const char* base : {"postrouting", "input"})
         tx.addRule(rule(base).jump(kClassify).release(), fmt::format("{}: jump {}", base, kClassify));
+    for (const char* base : {"postrouting-accepted", "input-accepted"})
+        tx.addRule(rule(base).jump(kAccepted).release(), fmt::format("{}: jump {}", base, kAccepted));
+    uint32_t mark = options_.acceptMark, notMark = ~options_.acceptMark, zero32 = 0;
+    tx.addRule(rule(kAccepted)
+                   .metaToReg(NFT_META_MARK)
+                   .bitwiseAnd(&mark, sizeof mark)
+                   .cmp(NFT_CMP_NEQ, &zero32, sizeof zero32)
+                   .ctLabelSet(options_.acceptLabelBit)
+                   .metaToReg(NFT_META_MARK)
+                   .bitwiseAnd(&notMark, sizeof notMark)
+                   .metaFromReg(NFT_META_MARK)
+                   .release(),
+               "accepted: mark to ct label");
 
     // Loopback is the node talking to itself.
     char lo[16] = "lo";
@@ -202,6 +219,10 @@ void Ruleset::addRules(NftTransaction& tx, const DesiredRuleset& d) const {
                    .verdict(NF_ACCEPT)
                    .release(),
                "ct state established,related ct label accept");
+    // A reply belongs to a connection whose opening packet was (or will be) judged.
+    uint8_t reply = kCtDirReply;
+    tx.addRule(rule(kClassify).ctToReg(NFT_CT_DIRECTION).cmp(NFT_CMP_EQ, &reply, 1).verdict(NF_ACCEPT).release(),
+               "ct direction reply accept");
     // IPv6 neighbour discovery (router/neighbour solicitation and advertisement, redirect).
     uint8_t icmpv6 = KNP_PROTO_ICMPV6, ndFirst = 133, ndLast = 137;
     tx.addRule(rule(kClassify)
@@ -274,9 +295,12 @@ Status Ruleset::apply(const DesiredRuleset& desired) {
         tx.addTable();
         tx.addBaseChain("postrouting", NF_INET_POST_ROUTING, kPostroutingPriority);
         tx.addBaseChain("input", NF_INET_LOCAL_IN, kInputPriority);
+        tx.addBaseChain("postrouting-accepted", NF_INET_POST_ROUTING, kPostroutingAcceptedPriority);
+        tx.addBaseChain("input-accepted", NF_INET_LOCAL_IN, kInputAcceptedPriority);
         tx.addChain(kClassify);
-        tx.addChain(kLabels);
-        for (const char* c : {"postrouting", "input", kClassify, kLabels}) tx.flushChain(c);
+        tx.addChain(kAccepted);
+        for (const char* c : {"postrouting", "input", "postrouting-accepted", "input-accepted", kClassify, kAccepted})
+            tx.flushChain(c);
         for (const auto& [name, set] : current_.sets)
             if (!desired.sets.count(name)) tx.deleteSet(name);
         for (const auto& [name, set] : desired.sets) {
@@ -285,8 +309,6 @@ Status Ruleset::apply(const DesiredRuleset& desired) {
             if (!set.second.empty()) tx.addElements(set.first, set.second);
         }
         addRules(tx, desired);
-        tx.addRule(NftRuleBuilder(NFPROTO_INET, table, kLabels).ctLabelSet(options_.acceptLabelBit).release(),
-                   "ct label set (allocates conntrack labels)");
     } else {
         for (const auto& [name, set] : desired.sets) {
             const auto& before = current_.sets.at(name).second;

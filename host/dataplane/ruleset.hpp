@@ -13,7 +13,12 @@
 //       icmpv6 type 133-137 accept                              (neighbour discovery never queued)
 //       per filter group g, direction, end, family:
 //         ip saddr @g0-egress-local-v4 [meta l4proto P [th dport @g0-ports]] queue …
-//     chain ct-labels   (never jumped to: its `ct label set` makes conntrack allocate labels)
+//       ct direction reply accept                               (replies need no verdict)
+//     chain postrouting-accepted  hook postrouting priority srcnat - 4 → jump accepted
+//     chain input-accepted        hook input priority srcnat + 2 → jump accepted
+//     chain accepted
+//       meta mark & M == M ct label set <bit> meta mark set mark & ~M
+//     (a reader's accept verdict sets M; the next base chain turns it into the label)
 //
 // Plugins whose interests share a protocol/port filter share one group of sets, so the usual
 // pipeline (all filters "everything") has one group and eight address sets.
@@ -43,6 +48,11 @@ struct RulesetOptions {
     uint16_t queueCount = 1;
     bool bypass = true;  // fail-open: accept when no reader is bound
     uint32_t acceptLabelBit = 100;
+    // The packet-mark bit a reader sets on an accept verdict so that the `accepted` chain
+    // labels the connection. A mark, not a conntrack attribute in the verdict: that needs
+    // CONFIG_NETFILTER_NETLINK_GLUE_CT, which not every kernel has (the CI kernel does not);
+    // the mark works everywhere, and the `accepted` chain clears it again at once.
+    uint32_t acceptMark = 0x10000000;
 };
 
 // Which way the kernel can queue: the nftables `queue` expression, or the xtables NFQUEUE

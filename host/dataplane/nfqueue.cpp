@@ -1,0 +1,177 @@
+#include "dataplane/nfqueue.hpp"
+
+#include <arpa/inet.h>
+#include <linux/netfilter.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+extern "C" {
+#include <libnetfilter_queue/libnetfilter_queue.h>
+}
+
+#include "common/log.hpp"
+
+namespace knp::host {
+
+namespace {
+
+// Room for one verdict message with its conntrack label attributes.
+constexpr size_t kVerdictRoom = 128;
+
+Status sendConfig(mnl_socket* nl, nlmsghdr* nlh, const char* what) {
+    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return makeError("nfqueue: {}: {}", what, std::strerror(errno));
+    char buf[MNL_SOCKET_BUFFER_SIZE];
+    ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof buf);
+    if (n < 0) return makeError("nfqueue: {}: {}", what, std::strerror(errno));
+    if (mnl_cb_run(buf, static_cast<size_t>(n), nlh->nlmsg_seq, mnl_socket_get_portid(nl), nullptr, nullptr) < 0)
+        return makeError("nfqueue: {}: {}", what, std::strerror(errno));
+    return okStatus();
+}
+
+}  // namespace
+
+QueueReader::QueueReader(const QueueOptions& options, unsigned index, PacketJudge& judge)
+    : options_(options), index_(index), judge_(judge) {}
+
+Result<std::unique_ptr<QueueReader>> QueueReader::open(const QueueOptions& options, unsigned index,
+                                                       PacketJudge& judge) {
+    std::unique_ptr<QueueReader> r(new QueueReader(options, index, judge));
+    r->nl_.reset(mnl_socket_open(NETLINK_NETFILTER));
+    if (!r->nl_) return makeError("nfqueue {}: cannot open a netlink socket: {}", options.num, std::strerror(errno));
+    if (mnl_socket_bind(r->nl_.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+        return makeError("nfqueue {}: bind: {}", options.num, std::strerror(errno));
+    r->portId_ = mnl_socket_get_portid(r->nl_.get());
+    int fd = mnl_socket_get_fd(r->nl_.get());
+
+    // The buffer must hold a full queue of copied headers; otherwise the kernel drops (or,
+    // fail-open, accepts) packets it cannot deliver. FORCE: not capped by rmem_max (root).
+    int rcvbuf = static_cast<int>(options.maxLen * (options.copyRange + 256));
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    // nfnetlink_queue has no resync: a reported overflow carries no information, so don't.
+    int one = 1;
+    setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof one);
+
+    char buf[MNL_SOCKET_BUFFER_SIZE];
+    nlmsghdr* nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, options.num);
+    nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_BIND);
+    nlh->nlmsg_flags |= NLM_F_ACK;
+    if (auto s = sendConfig(r->nl_.get(), nlh,
+                            fmt::format("bind queue {} (is another process using it?)", options.num).c_str());
+        !s)
+        return std::move(s).error();
+
+    nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, options.num);
+    nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, static_cast<int>(options.copyRange));
+    nfq_nlmsg_cfg_put_qmaxlen(nlh, options.maxLen);
+    // GSO: no segmentation for us (we only read headers). FAIL_OPEN as configured.
+    uint32_t flags = NFQA_CFG_F_GSO | (options.failOpen ? NFQA_CFG_F_FAIL_OPEN : 0);
+    mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+    mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
+    nlh->nlmsg_flags |= NLM_F_ACK;
+    if (auto s = sendConfig(r->nl_.get(), nlh, "configure queue"); !s) return std::move(s).error();
+
+    r->wake_ = sys::Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!r->wake_) return makeError("nfqueue {}: eventfd: {}", options.num, std::strerror(errno));
+    // One receive buffer for a burst of messages; verdicts for a full burst.
+    r->in_.resize(1 << 17);
+    r->out_.resize(kVerdictRoom * 512);
+    return r;
+}
+
+QueueReader::~QueueReader() { stop(); }
+
+void QueueReader::start() {
+    thread_ = std::thread([this] { run(); });
+}
+
+void QueueReader::stop() {
+    if (!thread_.joinable()) return;
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof one);
+    thread_.join();
+}
+
+void QueueReader::handle(const nlmsghdr* nlh, char*& out) noexcept {
+    nlattr* attr[NFQA_MAX + 1] = {};
+    if (nfq_nlmsg_parse(nlh, attr) < 0 || attr[NFQA_PACKET_HDR] == nullptr) return;
+    auto* ph = static_cast<nfqnl_msg_packet_hdr*>(mnl_attr_get_payload(attr[NFQA_PACKET_HDR]));
+    uint32_t id = ntohl(ph->packet_id);
+    stats_.packets.fetch_add(1, std::memory_order_relaxed);
+
+    bool accept;
+    knp_packet pkt;
+    const auto* payload =
+        attr[NFQA_PAYLOAD] != nullptr ? static_cast<const uint8_t*>(mnl_attr_get_payload(attr[NFQA_PAYLOAD])) : nullptr;
+    size_t plen = attr[NFQA_PAYLOAD] != nullptr ? mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]) : 0;
+    ParseStatus ps = parsePacket(payload, plen, pkt);
+    if (ps == ParseStatus::Ok || ps == ParseStatus::NonFirstFragment) {
+        // Only original-direction packets come here (the ruleset accepts replies), so the
+        // packet's source is the end that opened the connection.
+        accept = judge_.accept(index_, pkt);
+    } else {
+        // Truncated or malformed: the configured default, never a crash.
+        stats_.unparsable.fetch_add(1, std::memory_order_relaxed);
+        accept = options_.failOpen;
+    }
+    (accept ? stats_.accepted : stats_.denied).fetch_add(1, std::memory_order_relaxed);
+
+    nlmsghdr* v = nfq_nlmsg_put(out, NFQNL_MSG_VERDICT, options_.num);
+    nfq_nlmsg_verdict_put(v, static_cast<int>(id), accept ? NF_ACCEPT : NF_DROP);
+    if (accept) {
+        // The mark bit makes the ruleset's `accepted` chain label the connection (and clear
+        // the bit again); its later packets then match the established+label rule in the
+        // kernel and never come here. The packet's own mark is kept.
+        uint32_t mark = attr[NFQA_MARK] != nullptr ? ntohl(mnl_attr_get_u32(attr[NFQA_MARK])) : 0;
+        nfq_nlmsg_verdict_put_mark(v, mark | options_.acceptMark);
+    }
+    out += NLMSG_ALIGN(v->nlmsg_len);
+}
+
+void QueueReader::run() noexcept {
+    int fd = mnl_socket_get_fd(nl_.get());
+    pollfd fds[2] = {{fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    char* out = out_.data();
+    // Verdicts go out in arrival order, many per sendto; a full buffer is sent before the next.
+    auto flush = [&] {
+        if (out == out_.data()) return;
+        sockaddr_nl kernel{};
+        kernel.nl_family = AF_NETLINK;
+        if (::sendto(fd, out_.data(), static_cast<size_t>(out - out_.data()), 0, reinterpret_cast<sockaddr*>(&kernel),
+                     sizeof kernel) < 0)
+            stats_.receiveErrors.fetch_add(1, std::memory_order_relaxed);
+        out = out_.data();
+    };
+    while (true) {
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (fds[1].revents != 0) break;
+        judge_.begin(index_);
+        // Drain what is waiting (bounded, so verdicts are never held back for long).
+        for (int burst = 0; burst < 64; ++burst) {
+            ssize_t n = ::recv(fd, in_.data(), in_.size(), MSG_DONTWAIT);
+            if (n < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ENOBUFS)
+                    stats_.receiveErrors.fetch_add(1, std::memory_order_relaxed);
+                break;
+            }
+            int len = static_cast<int>(n);
+            for (auto* nlh = reinterpret_cast<const nlmsghdr*>(in_.data()); mnl_nlmsg_ok(nlh, len);
+                 nlh = mnl_nlmsg_next(nlh, &len)) {
+                if (nlh->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) continue;
+                if (out_.data() + out_.size() - out < static_cast<ptrdiff_t>(kVerdictRoom)) flush();
+                handle(nlh, out);
+            }
+        }
+        judge_.done(index_);
+        flush();
+    }
+}
+
+}  // namespace knp::host
