@@ -1,7 +1,8 @@
 // fixed.so — GOOD configurable SDK plugin for engine-ordering tests: a fixed verdict per direction (and dst port).
 //
 // config: {"ingress": "next|accept|deny", "egress": "next|accept|deny", "dstPort": 0..65535,
-//          "reason": "text"}; all optional (default next/next/0/""). dstPort 0 = every packet.
+//          "reason": "text", "localPodsInterest": bool}; all optional (default next/next/0/""/false).
+// dstPort 0 = every packet.
 #include "sdk_config.hpp"
 
 #include <knp/plugin.hpp>
@@ -36,6 +37,7 @@ struct Config {
     knp::Verdict egress = knp::Verdict::Next;
     uint16_t dstPort = 0;
     std::string reason;
+    bool localPodsInterest = false;  // ingress interest KNP_INTEREST_LOCAL_PODS, whatever the verdicts
 };
 
 // Immutable once published. Owns the reason text the decisions point into.
@@ -75,6 +77,11 @@ public:
                 if (port == nullptr || *port < 0 || *port > 65535)
                     throw knp::ConfigError("/dstPort", "\"dstPort\" must be an integer 0..65535");
                 config_.dstPort = static_cast<uint16_t>(*port);
+            } else if (key == "localPodsInterest") {
+                const bool* b = v.if_bool();
+                if (b == nullptr)
+                    throw knp::ConfigError("/localPodsInterest", "\"localPodsInterest\" must be a boolean");
+                config_.localPodsInterest = *b;
             } else if (key == "reason") {
                 const boost::json::string* s = v.if_string();
                 if (s == nullptr) throw knp::ConfigError("/reason", "\"reason\" must be a string");
@@ -93,6 +100,9 @@ public:
         snap->config = config_;
         interestFor(config_.ingress, snap->interest.ingress);
         interestFor(config_.egress, snap->interest.egress);
+        // Lets dataplane tests queue every connection to a local pod and have the host keep
+        // that set current as pods come and go.
+        if (config_.localPodsInterest) snap->interest.ingress.localPods = true;
         return snap;
     }
 
