@@ -4,6 +4,7 @@
 //   knpctl validate  [FILE]                                     check a pipeline.yaml fully
 //   knpctl inspect   FILE.so                                    a plugin's descriptor
 //   knpctl simulate  --state STATE [--pipeline FILE] [--probes FILE] [--probe 'SRC DST PROTO/PORT']...
+//   knpctl dataplane                                            what this kernel offers knpd
 //
 // Every failure is one line on stderr naming the file, line or field; exit status 1.
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include <boost/json.hpp>
 
 #include "common/log.hpp"
+#include "dataplane/ruleset.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/pipeline.hpp"
 #include "plugins/library.hpp"
@@ -166,6 +168,22 @@ int cmdSimulate(const Common& c, const std::string& stateFile, const std::string
     return std::cout.good() ? 0 : 1;
 }
 
+int cmdDataplane(const Common& c) {
+    // The same probe knpd runs at start, in this process's network namespace. It commits
+    // nothing: the probe batch is always rolled back.
+    auto m = detectQueueMethod();
+    if (!m) return fail(m.error());
+    if (c.output == "json") {
+        json::object o;
+        o["queue_method"] = *m == QueueMethod::Expression ? "expression" : "compat";
+        o["description"] = queueMethodName(*m);
+        std::cout << json::serialize(o) << "\n";
+    } else {
+        std::cout << "queue method: " << queueMethodName(*m) << "\n";
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,6 +213,8 @@ int main(int argc, char** argv) {
     simulate->add_option("--probe", probes, "a probe 'SRC DST PROTO/PORT' (repeatable)");
     addCommon(simulate, c, true);
 
+    auto* dataplane = app.add_subcommand("dataplane", "probe what this kernel offers knpd (root; commits nothing)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -207,5 +227,6 @@ int main(int argc, char** argv) {
     if (validate->parsed()) return cmdValidate(c, validateFile);
     if (inspect->parsed()) return cmdInspect(c, inspectFile);
     if (simulate->parsed()) return cmdSimulate(c, stateFile, probesFile, probes);
+    if (dataplane->parsed()) return cmdDataplane(c);
     return 2;
 }

@@ -377,6 +377,13 @@ class Lifecycle(unittest.TestCase):
                 self.assertIn(part, listing)
             self.assertIsNone(t.queue_stats())
 
+    def test_knpctl_reports_the_queue_method(self):
+        with Topology() as t:
+            knpctl = os.path.join(os.path.dirname(KNPD), "knpctl")
+            out = run("ip", "netns", "exec", t.node, knpctl, "-o", "json", "dataplane").stdout
+            self.assertIn(json.loads(out)["queue_method"], ("expression", "compat"))
+            self.assertNotIn("knp-probe", t.tables())  # the probe commits nothing
+
     def test_restart_takes_over_the_table(self):
         with Topology() as t:
             t.start_knpd(BLOCK_8081, fail_open=True)
