@@ -66,6 +66,9 @@ BLOCK_8081 = textwrap.dedent("""\
             - {name: no-8081, cidrs: [10.100.1.0/24, "fd00:1::/64"], direction: ingress, protocols: [TCP], ports: [8081]}
     """)
 
+# Denies UDP/8081 into the pods from the client's networks.
+BLOCK_UDP_8081 = BLOCK_8081.replace("protocols: [TCP]", "protocols: [UDP]")
+
 # Diverts all ingress to userspace and denies pods labelled watcher=deny: every new
 # connection is judged, accepted ones are labelled and bypass userspace afterwards.
 # Queues every connection to a local pod (KNP_INTEREST_LOCAL_PODS) and says NEXT: each one
@@ -107,9 +110,19 @@ SERVER = textwrap.dedent("""\
                 if not d: break
         finally:
             c.close()
+    def udp(family, addr, port):
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((addr, port))
+        while True:
+            d, peer = s.recvfrom(2048)
+            s.sendto(d, peer)
     for port in (8080, 8081):
         threading.Thread(target=serve, args=(socket.AF_INET, "0.0.0.0", port), daemon=True).start()
         threading.Thread(target=serve, args=(socket.AF_INET6, "::", port), daemon=True).start()
+        threading.Thread(target=udp, args=(socket.AF_INET, "0.0.0.0", port), daemon=True).start()
+        threading.Thread(target=udp, args=(socket.AF_INET6, "::", port), daemon=True).start()
     print("ready", flush=True)
     sys.stdin.read()
     """)
@@ -120,8 +133,25 @@ CLIENT = textwrap.dedent("""\
     host, port, count, payload, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     results = []
+    if len(sys.argv) > 6 and sys.argv[6] == "udp":
+        for i in range(count):
+            s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(timeout)
+            t = time.monotonic()
+            try:
+                s.sendto(b"ping%d" % i, (host, port))
+                d, _ = s.recvfrom(2048)
+                results.append(["ok" if d == b"ping%d" % i else "garbled", time.monotonic() - t])
+            except socket.timeout:
+                results.append(["timeout", time.monotonic() - t])
+            finally:
+                s.close()
+        print(json.dumps(results))
+        sys.exit(0)
+    source = sys.argv[7] if len(sys.argv) > 7 else ""
     for _ in range(count):
         s = socket.socket(fam); s.settimeout(timeout)
+        if source:
+            s.bind((source, 0))
         t = time.monotonic()
         try:
             s.connect((host, port))
@@ -248,9 +278,9 @@ class Topology:
             assert time.monotonic() < deadline, self.log()
             time.sleep(0.01)
 
-    def connect(self, host, port, count=1, payload=0, timeout=2.0):
+    def connect(self, host, port, count=1, payload=0, timeout=2.0, proto="tcp", source=""):
         r = run("ip", "netns", "exec", self.client, sys.executable, "-c", CLIENT, host, str(port), str(count),
-                str(payload), str(timeout), timeout=count * (timeout + 1) + 30)
+                str(payload), str(timeout), proto, source, timeout=count * (timeout + 1) + 30)
         return json.loads(r.stdout)
 
     def queue_stats(self, num=100):
@@ -288,6 +318,33 @@ class Enforcement(unittest.TestCase):
             # Only the denied SYNs (and their retransmits) went to userspace.
             self.assertGreater(q["id_sequence"], 0)
             self.assertLessEqual(q["id_sequence"], 8)
+
+    def test_udp_denied_gets_no_answer(self):
+        with Topology() as t:
+            t.start_knpd(BLOCK_UDP_8081)
+            for server in (SERVER4, SERVER6):
+                with self.subTest(server=server):
+                    self.assertEqual(t.connect(server, 8080, proto="udp")[0][0], "ok")
+                    self.assertEqual(t.connect(server, 8081, timeout=1.0, proto="udp")[0][0], "timeout")
+                    # The TCP port of the same number is not governed by a UDP rule.
+                    self.assertEqual(t.connect(server, 8081)[0][0], "ok")
+
+    def test_several_queues_share_the_load(self):
+        with Topology() as t:
+            t.start_knpd(WATCHER, extra=("--nfqueue-count", "2"))
+            # The kernel balances by a hash of the addresses (a host pair stays on one queue,
+            # so its packets keep their order): connect from 16 source addresses.
+            for i in range(16):
+                run("ip", "-n", t.client, "addr", "add", f"10.100.1.{100 + i}/24", "dev", "c0")
+            for i in range(16):
+                r = t.connect(SERVER4, 8080, source=f"10.100.1.{100 + i}")
+                self.assertEqual(r[0][0], "ok")
+            q0, q1 = t.queue_stats(100), t.queue_stats(101)
+            self.assertIsNotNone(q0)
+            self.assertIsNotNone(q1)
+            # Both queues judged some (all 16 hashing to one queue: probability 2^-15).
+            self.assertGreater(q0["id_sequence"], 0)
+            self.assertGreater(q1["id_sequence"], 0)
 
     def test_established_flows_bypass_userspace(self):
         with Topology() as t:
