@@ -17,7 +17,10 @@
 
 #include <algorithm>
 #include <bitset>
+#include <array>
 #include <charconv>
+#include <cstring>
+#include <span>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -83,11 +86,98 @@ struct Rule {
     }
 };
 
+// Which rules' CIDRs contain an address, precomputed so a decision does not scan every rule.
+// The address space (IPv4 in its IPv4-mapped form, so one 16-byte order serves both families)
+// is cut at every CIDR boundary into elementary ranges; each range lists, in rule order, the
+// (rule, cidr) pairs covering it. A lookup is one binary search, then a walk over only the
+// rules that can match at all. Nested CIDRs make lists longer, so the index has a size cap and
+// the snapshot falls back to scanning when a config would exceed it.
+class PeerIndex {
+public:
+    struct Hit {
+        uint32_t rule;
+        uint32_t cidr;
+    };
+    using Key = std::array<uint8_t, 16>;
+
+    // False when the index would exceed its cap (the caller then scans).
+    bool build(const std::vector<Rule>& rules) {
+        struct Span {
+            Key first, past;  // [first, past); past is unused when toEnd
+            bool toEnd;       // the range reaches the top of the key space
+            Hit hit;
+        };
+        std::vector<Span> spans;
+        std::vector<Key> bounds{Key{}};
+        for (uint32_t r = 0; r < rules.size(); ++r) {
+            for (uint32_t c = 0; c < rules[r].cidrs.size(); ++c) {
+                const knp_cidr& cidr = rules[r].cidrs[c];
+                unsigned bits = cidr.prefix_len + (cidr.addr.family == KNP_FAMILY_IPV4 ? 96u : 0u);
+                Span sp{{}, {}, true, {r, c}};
+                for (unsigned i = 0; i < 16; ++i) {
+                    unsigned keep = bits >= (i + 1) * 8 ? 8 : (bits > i * 8 ? bits - i * 8 : 0);
+                    auto mask = static_cast<uint8_t>(keep == 0 ? 0 : 0xff << (8 - keep));
+                    sp.first[i] = cidr.addr.bytes[i] & mask;
+                    sp.past[i] = static_cast<uint8_t>(cidr.addr.bytes[i] | ~mask);
+                }
+                // past = last + 1, unless the range runs to the end of the key space.
+                for (int i = 15; i >= 0; --i)
+                    if (++sp.past[static_cast<size_t>(i)] != 0) {
+                        sp.toEnd = false;
+                        break;
+                    }
+                bounds.push_back(sp.first);
+                if (!sp.toEnd) bounds.push_back(sp.past);
+                spans.push_back(sp);
+            }
+        }
+        std::sort(bounds.begin(), bounds.end());
+        bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
+        std::vector<std::vector<Hit>> lists(bounds.size());
+        size_t total = 0;
+        for (const Span& sp : spans) {
+            size_t from =
+                static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), sp.first) - bounds.begin());
+            size_t to =
+                sp.toEnd
+                    ? bounds.size()
+                    : static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), sp.past) - bounds.begin());
+            total += to - from;
+            if (total > kMaxHits) return false;
+            for (size_t k = from; k < to; ++k) lists[k].push_back(sp.hit);
+        }
+        starts_ = std::move(bounds);
+        offsets_.assign(1, 0);
+        for (const auto& l : lists) {
+            hits_.insert(hits_.end(), l.begin(), l.end());
+            offsets_.push_back(static_cast<uint32_t>(hits_.size()));
+        }
+        return true;
+    }
+
+    std::span<const Hit> lookup(const knp_addr& a) const noexcept {
+        Key k;
+        std::memcpy(k.data(), a.bytes, 16);
+        auto it = std::upper_bound(starts_.begin(), starts_.end(), k);
+        if (it == starts_.begin()) return {};
+        size_t i = static_cast<size_t>(it - starts_.begin()) - 1;
+        return {hits_.data() + offsets_[i], hits_.data() + offsets_[i + 1]};
+    }
+
+private:
+    static constexpr size_t kMaxHits = 1u << 22;
+    std::vector<Key> starts_;
+    std::vector<uint32_t> offsets_;
+    std::vector<Hit> hits_;
+};
+
 // THREAD: immutable once update() returns it; evaluated concurrently.
 struct Snapshot {
     knp::Interest interest;
     knp::Verdict verdict = knp::Verdict::Accept;
     std::vector<Rule> rules;
+    PeerIndex index;
+    bool indexed = false;
 
     knp::Decision evaluateIngress(const knp::EvalArgs& a) const noexcept {
         return decide(a.packet(), a.packet().src(), &Rule::ingress);
@@ -98,6 +188,15 @@ struct Snapshot {
 
 private:
     knp::Decision decide(const knp::PacketView& p, const knp_addr& peer, bool Rule::*applies) const noexcept {
+        if (indexed) {
+            // Hits come in rule order: the first that passes every check is the first match.
+            for (const PeerIndex::Hit& h : index.lookup(peer)) {
+                const Rule& r = rules[h.rule];
+                if (!(r.*applies) || !r.protocols.test(p.protocol()) || !r.portAllowed(p)) continue;
+                if (knp::cidrContains(r.cidrs[h.cidr], peer)) return {verdict, r.reasons[h.cidr], r.id};
+            }
+            return knp::Decision::next();
+        }
         for (const Rule& r : rules) {
             if (!(r.*applies) || !r.protocols.test(p.protocol()) || !r.portAllowed(p)) continue;
             for (size_t i = 0; i < r.cidrs.size(); ++i)
@@ -282,6 +381,7 @@ std::unique_ptr<Snapshot> parseConfig(std::string_view text) {
     if (rules == nullptr) fail("", "config has no \"rules\"");
     const json::array& ra = asArray(*rules, "/rules", kMaxRules);
     for (size_t i = 0; i < ra.size(); ++i) s->rules.push_back(parseRule(ra[i], knp::jsonPointer("/rules", i), i));
+    s->indexed = s->index.build(s->rules);
 
     // An accept-only plugin declares no interest: it is still asked about every connection some
     // other instance's interest brings to userspace, and claiming its peers would divert traffic

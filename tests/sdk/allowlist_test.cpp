@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <random>
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -261,6 +263,76 @@ TEST_CASE("the first matching rule decides; deny mode denies") {
     CHECK(a.rule == "narrow");
     CHECK(h->evaluateEgress(makePacket("10.0.0.1", "203.0.113.5", KNP_PROTO_TCP, 23)).rule == "wide");
     CHECK(h->evaluateEgress(makePacket("10.0.0.1", "198.51.100.1", KNP_PROTO_TCP, 22)).verdict == Verdict::Next);
+}
+
+TEST_CASE("the peer index agrees with a plain scan over random nested and overlapping rules") {
+    // The plugin indexes rules by CIDR; this reference scans them in order. Random configs
+    // with nested prefixes (/0 to /32, /128), both families and port filters must agree on
+    // every packet, including which rule decided.
+    std::mt19937 rng(7);
+    struct RefRule {
+        std::string name;
+        std::vector<knp_cidr> cidrs;
+        uint16_t port;  // 0 = every port
+    };
+    auto v4 = [&](unsigned len) {
+        knp_cidr c = *knp::parseCidr("10.0.0.0/8");
+        uint32_t a = 0x0a000000u | (rng() & 0x0003ffffu);
+        c.addr.bytes[12] = static_cast<uint8_t>(a >> 24);
+        c.addr.bytes[13] = static_cast<uint8_t>(a >> 16);
+        c.addr.bytes[14] = static_cast<uint8_t>(a >> 8);
+        c.addr.bytes[15] = static_cast<uint8_t>(a);
+        std::string text = knp::formatAddr(c.addr) + "/" + std::to_string(len);
+        return *knp::parseCidr(text, true);
+    };
+    for (int round = 0; round < 20; ++round) {
+        std::vector<RefRule> ref;
+        std::string cfg = R"({"action":"deny","rules":[)";
+        int n = 1 + static_cast<int>(rng() % 40);
+        for (int i = 0; i < n; ++i) {
+            RefRule r{"r" + std::to_string(i), {}, static_cast<uint16_t>(rng() % 3 == 0 ? 80 + rng() % 2 : 0)};
+            int k = 1 + static_cast<int>(rng() % 3);
+            for (int j = 0; j < k; ++j) {
+                static const unsigned lens[] = {0, 8, 14, 16, 20, 24, 28, 32};
+                if (rng() % 8 == 0) {
+                    r.cidrs.push_back(*knp::parseCidr(rng() % 2 ? "fd00::/8" : "fd00:0:0:1::/64"));
+                } else {
+                    r.cidrs.push_back(v4(lens[rng() % 8]));
+                }
+            }
+            cfg += std::string(i ? "," : "") + R"({"name":")" + r.name + R"(","cidrs":[)";
+            for (size_t j = 0; j < r.cidrs.size(); ++j)
+                cfg += std::string(j ? "," : "") + "\"" + knp::formatCidr(r.cidrs[j]) + "\"";
+            cfg += "]";
+            if (r.port != 0) cfg += R"(,"ports":[)" + std::to_string(r.port) + "]";
+            cfg += "}";
+            ref.push_back(std::move(r));
+        }
+        cfg += "]}";
+        auto h = load(cfg);
+        for (int t = 0; t < 400; ++t) {
+            knp_cidr probe = v4(32);
+            std::string dst = rng() % 10 == 0 ? "fd00::1:2" : knp::formatAddr(probe.addr);
+            uint16_t port = static_cast<uint16_t>(80 + rng() % 3);
+            const char* src = dst.find(':') != std::string::npos ? "fd00:9::1" : "192.168.0.1";
+            auto got = h->evaluateEgress(makePacket(src, dst.c_str(), KNP_PROTO_TCP, port));
+            std::string want;
+            knp_addr peer = *knp::parseAddr(dst);
+            for (const RefRule& r : ref) {
+                if (r.port != 0 && r.port != port) continue;
+                if (std::any_of(r.cidrs.begin(), r.cidrs.end(),
+                                [&](const knp_cidr& c) { return knp::cidrContains(c, peer); })) {
+                    want = r.name;
+                    break;
+                }
+            }
+            CAPTURE(cfg);
+            CAPTURE(dst);
+            CAPTURE(port);
+            CHECK(std::string(got.rule) == want);
+            CHECK(got.verdict == (want.empty() ? Verdict::Next : Verdict::Deny));
+        }
+    }
 }
 
 TEST_CASE("interest: none in accept mode; peers, protocols and ports in deny mode") {
