@@ -6,12 +6,18 @@
 // where plugin snapshots must be released) once every reader has passed the epoch it was
 // replaced in. Readers never lock, allocate or touch a reference count.
 //
+// Besides the readers, one more party may hold a view: an observer (the ops thread answering
+// explain, status or a scrape) gets its own quiescent-state slot, so it reads a view exactly as
+// a reader does and never frees one. Freeing stays on the control thread.
+//
 // THREAD: create/start/publish/reclaim/stop on the control thread; the PacketJudge methods on
-// the reader threads.
+// the reader threads; observe() and the statistics from any other thread.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "cluster/cluster.hpp"
@@ -21,10 +27,24 @@
 
 namespace knp::host {
 
+struct PacketVerdict;
+
 struct DataplaneOptions {
     RulesetOptions ruleset;     // queueNum/queueCount/bypass describe the queues below
     QueueOptions queue;         // num is the first queue; one reader per queue
     bool removeOnStop = false;  // fail-closed: delete the table on a clean shutdown
+};
+
+// Ruleset applies as publish() sees them. Written on the control thread, read anywhere.
+struct RulesetStats {
+    // Apply latency buckets, in nanoseconds (exposed in seconds).
+    static constexpr std::array<uint64_t, 12> kBoundsNs{100000,   250000,   500000,   1000000,   2500000,   5000000,
+                                                        10000000, 25000000, 50000000, 100000000, 250000000, 1000000000};
+    SingleWriterHistogram<kBoundsNs.size()> latency;  // successful applies
+    SingleWriterCounter failures;
+    SingleWriterCounter transactions;  // mirrors Ruleset::transactions()
+    SingleWriterCounter fullLoads;     // mirrors Ruleset::fullLoads()
+    std::atomic<uint64_t> lastSuccessUnixNs{0};
 };
 
 class Dataplane final : public PacketJudge {
@@ -44,6 +64,15 @@ public:
     // upgrade or restart opens no gap (queue bypass lets traffic through meanwhile).
     Status stop();
 
+    // Runs `fn` against the current view (nullptrs before the first publish) while holding it
+    // through the observer slot: valid for the call, freed later by the control thread. Keep
+    // `fn` short; it delays reclamation, never a reader. Not from a reader thread; observers
+    // take turns.
+    void observe(const std::function<void(const PipelineSnapshot*, const ClusterSnapshot*)>& fn) const;
+
+    const DataplaneOptions& options() const noexcept { return options_; }
+    const RulesetStats& rulesetStats() const noexcept { return rulesetStats_; }
+    // Control thread only (the Ruleset is not thread-safe); use options() elsewhere.
     const Ruleset& ruleset() const noexcept { return ruleset_; }
     const std::vector<std::unique_ptr<QueueReader>>& readers() const noexcept { return readers_; }
     size_t retired() const noexcept { return retired_.size(); }
@@ -62,13 +91,21 @@ private:
     struct alignas(64) Slot {
         std::atomic<uint64_t> seen{kOffline};
         const View* view = nullptr;  // reader-owned during a burst
+        // Per-packet decision logging (-v=5): a token bucket, reader-owned.
+        double logTokens = 0;
+        uint64_t logRefillNs = 0;
+        uint64_t logSuppressed = 0;
     };
+    unsigned observerSlot() const noexcept { return options_.ruleset.queueCount; }
+    void logDecision(unsigned reader, const knp_packet& packet, const PacketVerdict& verdict) noexcept;
 
     DataplaneOptions options_;
     Ruleset ruleset_;
     std::atomic<const View*> view_{nullptr};
     std::atomic<uint64_t> epoch_{1};
-    std::unique_ptr<Slot[]> slots_;
+    std::unique_ptr<Slot[]> slots_;     // one per reader, then the observer's
+    mutable std::mutex observerMutex_;  // observers only; readers never take it
+    RulesetStats rulesetStats_;
     std::vector<std::pair<const View*, uint64_t>> retired_;
     std::vector<std::unique_ptr<QueueReader>> readers_;
 };

@@ -34,6 +34,29 @@ Status sendConfig(mnl_socket* nl, nlmsghdr* nlh, const char* what) {
 
 }  // namespace
 
+size_t PacketMetrics::protocolIndex(uint8_t protocol) noexcept {
+    // Positions in kProtocols by IP protocol number; everything else is OTHER.
+    static constexpr auto kIndex = [] {
+        std::array<uint8_t, 256> t{};
+        t.fill(5);
+        t[KNP_PROTO_TCP] = 0;
+        t[KNP_PROTO_UDP] = 1;
+        t[KNP_PROTO_SCTP] = 2;
+        t[KNP_PROTO_ICMP] = 3;
+        t[KNP_PROTO_ICMPV6] = 4;
+        return t;
+    }();
+    return kIndex[protocol];
+}
+
+void PacketMetrics::record(uint8_t protocol, uint8_t family, bool accept, uint64_t ns) noexcept {
+    size_t p = protocolIndex(protocol);
+    size_t f = family == KNP_FAMILY_IPV6 ? 1 : 0;
+    time_[p][f].observe(kBoundsUs, ns / 1000, ns);
+    packets_[p][f][accept ? 1 : 0].add();
+    recent_.record(ns > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(ns));
+}
+
 QueueReader::QueueReader(const QueueOptions& options, unsigned index, PacketJudge& judge)
     : options_(options), index_(index), judge_(judge) {}
 
@@ -102,6 +125,7 @@ void QueueReader::handle(const nlmsghdr* nlh, char*& out) noexcept {
     auto* ph = static_cast<nfqnl_msg_packet_hdr*>(mnl_attr_get_payload(attr[NFQA_PACKET_HDR]));
     uint32_t id = ntohl(ph->packet_id);
     stats_.packets.fetch_add(1, std::memory_order_relaxed);
+    uint64_t start = monotonicNowNs();
 
     bool accept;
     knp_packet pkt;
@@ -113,6 +137,7 @@ void QueueReader::handle(const nlmsghdr* nlh, char*& out) noexcept {
         // Only original-direction packets come here (the ruleset accepts replies), so the
         // packet's source is the end that opened the connection.
         accept = judge_.accept(index_, pkt);
+        metrics_.record(pkt.protocol, pkt.family, accept, monotonicNowNs() - start);
     } else {
         // Truncated or malformed: the configured default, never a crash.
         stats_.unparsable.fetch_add(1, std::memory_order_relaxed);

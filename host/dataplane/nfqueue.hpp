@@ -8,9 +8,11 @@
 // THREAD: start() and stop() from the control thread; the reader thread owns the socket.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -18,6 +20,7 @@
 
 #include "common/result.hpp"
 #include "dataplane/packet.hpp"
+#include "ops/counters.hpp"
 #include "sys/handles.hpp"
 
 namespace knp::host {
@@ -50,6 +53,34 @@ struct QueueStats {
     std::atomic<uint64_t> receiveErrors{0};
 };
 
+// The upstream per-packet metrics (kube_network_policies_packet_*) of one reader: processing
+// time (parse + judge) by protocol and family, packets by verdict, and the most recent times
+// for the summary's quantiles. Written by the reader thread only (see ops/counters.hpp).
+class PacketMetrics {
+public:
+    static constexpr std::array<std::string_view, 6> kProtocols{"TCP", "UDP", "SCTP", "ICMP", "ICMPv6", "OTHER"};
+    static constexpr std::array<std::string_view, 2> kFamilies{"IPv4", "IPv6"};
+    // Upstream's buckets, in microseconds (an observation is bucketed by whole microseconds,
+    // as upstream does; the sum keeps nanoseconds).
+    static constexpr std::array<uint64_t, 11> kBoundsUs{1, 10, 50, 200, 500, 750, 1000, 2000, 5000, 10000, 100000};
+    static constexpr size_t kRecent = 4096;
+    using Histogram = SingleWriterHistogram<kBoundsUs.size()>;
+
+    static size_t protocolIndex(uint8_t protocol) noexcept;
+    void record(uint8_t protocol, uint8_t family, bool accept, uint64_t ns) noexcept;
+
+    const Histogram& time(size_t protocol, size_t family) const noexcept { return time_[protocol][family]; }
+    uint64_t packets(size_t protocol, size_t family, bool accept) const noexcept {
+        return packets_[protocol][family][accept ? 1 : 0].get();
+    }
+    const SingleWriterReservoir<kRecent>& recentNs() const noexcept { return recent_; }
+
+private:
+    Histogram time_[kProtocols.size()][kFamilies.size()];
+    SingleWriterCounter packets_[kProtocols.size()][kFamilies.size()][2];
+    SingleWriterReservoir<kRecent> recent_;
+};
+
 class QueueReader {
 public:
     // Binds the queue (fails if another process holds it) and configures it.
@@ -59,6 +90,7 @@ public:
     void start();
     void stop();  // wakes the thread and joins it; the queue is unbound when the socket closes
     const QueueStats& stats() const noexcept { return stats_; }
+    const PacketMetrics& packetMetrics() const noexcept { return metrics_; }
     uint16_t num() const noexcept { return options_.num; }
 
 private:
@@ -74,6 +106,7 @@ private:
     sys::Fd wake_;  // eventfd: stop() writes it
     std::thread thread_;
     QueueStats stats_;
+    PacketMetrics metrics_;
     std::vector<char> in_;
     std::vector<char> out_;
 };

@@ -9,42 +9,57 @@ constexpr std::string_view kOutOfRange = "plugin returned an out-of-range verdic
 constexpr std::string_view kNotReady = "plugin has no snapshot yet: its onError applied";
 }  // namespace
 
-DirectionVerdict evaluateDirection(const PipelineSnapshot& pipeline, Direction dir,
-                                   const knp_eval_args& args) noexcept {
+StageVerdict evaluateStage(const Stage& st, Direction dir, const knp_eval_args& args) noexcept {
+    const PluginInstance& inst = *st.instance;
+    StageVerdict s;
+    if (st.snapshot == nullptr) {
+        s.verdict = onErrorVerdict(inst.onError());
+        s.outcome = EvalOutcome::NoSnapshot;
+        s.reason = kNotReady;
+        return s;
+    }
+    knp_eval_result out{};
+    out.struct_size = sizeof out;
+    int32_t rc = inst.evaluate(dir, st.snapshot, args, out);
+    if (rc != 0) {
+        s.verdict = onErrorVerdict(inst.onError());
+        s.outcome = EvalOutcome::PluginError;
+        s.reason = kPluginError;
+        s.pluginError = rc;
+    } else if (out.verdict != KNP_VERDICT_NEXT && out.verdict != KNP_VERDICT_ACCEPT &&
+               out.verdict != KNP_VERDICT_DENY) {
+        s.verdict = onErrorVerdict(inst.onError());
+        s.outcome = EvalOutcome::OutOfRange;
+        s.reason = kOutOfRange;
+        s.pluginError = out.verdict;
+    } else {
+        s.verdict = out.verdict;
+        s.reason = std::string_view(out.reason.data, out.reason.len);
+        s.rule = std::string_view(out.rule.data, out.rule.len);
+    }
+    return s;
+}
+
+DirectionVerdict evaluateDirection(const PipelineSnapshot& pipeline, Direction dir, const knp_eval_args& args,
+                                   unsigned statsSlot) noexcept {
     DirectionVerdict v;
     v.evaluated = true;
+    const bool record = statsSlot < kMaxReaders;
+    // One clock read per stage boundary: each stage's time is the gap since the previous one.
+    uint64_t t = record ? monotonicNowNs() : 0;
     for (const Stage& st : pipeline.stages(dir)) {
-        const PluginInstance& inst = *st.instance;
-        int32_t verdict;
-        std::string_view reason, rule;
-        int32_t rc = 0;
-        if (st.snapshot == nullptr) {
-            verdict = onErrorVerdict(inst.onError());
-            reason = kNotReady;
-        } else {
-            knp_eval_result out{};
-            out.struct_size = sizeof out;
-            rc = inst.evaluate(dir, st.snapshot, args, out);
-            if (rc != 0) {
-                verdict = onErrorVerdict(inst.onError());
-                reason = kPluginError;
-            } else if (out.verdict != KNP_VERDICT_NEXT && out.verdict != KNP_VERDICT_ACCEPT &&
-                       out.verdict != KNP_VERDICT_DENY) {
-                verdict = onErrorVerdict(inst.onError());
-                reason = kOutOfRange;
-                rc = out.verdict;
-            } else {
-                verdict = out.verdict;
-                reason = std::string_view(out.reason.data, out.reason.len);
-                rule = std::string_view(out.rule.data, out.rule.len);
-            }
+        StageVerdict s = evaluateStage(st, dir, args);
+        if (record) {
+            uint64_t now = monotonicNowNs();
+            st.instance->stats().record(statsSlot, dir, s.verdict, s.outcome, now - t);
+            t = now;
         }
-        if (verdict == KNP_VERDICT_NEXT) continue;
-        v.verdict = verdict;
-        v.decidedBy = &inst;
-        v.reason = reason;
-        v.rule = rule;
-        v.pluginError = rc;
+        if (s.verdict == KNP_VERDICT_NEXT) continue;
+        v.verdict = s.verdict;
+        v.decidedBy = st.instance;
+        v.reason = s.reason;
+        v.rule = s.rule;
+        v.pluginError = s.pluginError;
         return v;
     }
     v.verdict = KNP_VERDICT_ACCEPT;
@@ -53,15 +68,15 @@ DirectionVerdict evaluateDirection(const PipelineSnapshot& pipeline, Direction d
 }
 
 PacketVerdict evaluatePacket(const PipelineSnapshot& pipeline, const ClusterSnapshot& cluster, const knp_packet& packet,
-                             EvaluateScope scope) noexcept {
+                             EvaluateScope scope, unsigned statsSlot) noexcept {
     knp_eval_args args{};
     args.struct_size = sizeof args;
     args.packet = &packet;
     args.src_pod = cluster.lookup(packet.src);
     args.dst_pod = cluster.lookup(packet.dst);
     PacketVerdict r;
-    if (scope.egress) r.egress = evaluateDirection(pipeline, Direction::Egress, args);
-    if (scope.ingress) r.ingress = evaluateDirection(pipeline, Direction::Ingress, args);
+    if (scope.egress) r.egress = evaluateDirection(pipeline, Direction::Egress, args, statsSlot);
+    if (scope.ingress) r.ingress = evaluateDirection(pipeline, Direction::Ingress, args, statsSlot);
     r.accept = r.egress.verdict != KNP_VERDICT_DENY && r.ingress.verdict != KNP_VERDICT_DENY;
     return r;
 }

@@ -5,6 +5,9 @@
 //   knpctl inspect   FILE.so                                    a plugin's descriptor
 //   knpctl simulate  --state STATE [--pipeline FILE] [--probes FILE] [--probe 'SRC DST PROTO/PORT']...
 //   knpctl dataplane                                            what this kernel offers knpd
+//   knpctl explain   SRC DST PROTO/PORT [--socket PATH]         a running knpd's verdict, per instance
+//   knpctl status    [--socket PATH]                            a running knpd: queues, readiness, instances
+//   knpctl plugins   --socket PATH                              the pipeline a running knpd runs
 //
 // Every failure is one line on stderr naming the file, line or field; exit status 1.
 #include <sys/stat.h>
@@ -19,6 +22,8 @@
 
 #include "common/log.hpp"
 #include "dataplane/ruleset.hpp"
+#include "ops/control_client.hpp"
+#include "ops/describe.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/pipeline.hpp"
 #include "plugins/library.hpp"
@@ -34,6 +39,7 @@ struct Common {
     std::vector<std::string> pluginDirs;
     int verbosity = 0;
     std::string output = "text";
+    std::string socket;  // explain, status, plugins: ask the running knpd
 };
 
 int fail(const Error& e) {
@@ -63,35 +69,21 @@ void addCommon(CLI::App* app, Common& c, bool pipelineOption) {
 std::string abiOf(const knp_plugin_descriptor& d) { return fmt::format("{}.{}", d.abi_major, d.abi_minor); }
 
 int cmdPlugins(const Common& c) {
-    auto p = loadPipeline(c, "");
-    if (!p) return fail(p.error());
-    const auto& instances = (*p)->instances();
-    if (c.output == "json") {
-        json::array arr;
-        for (const auto& i : instances) {
-            const auto& d = i->descriptor();
-            json::object o;
-            o["instance"] = i->name();
-            o["plugin"] = d.name;
-            o["library"] = i->library().path;
-            o["version"] = d.version;
-            o["abi"] = abiOf(d);
-            o["capabilities"] = describeCapabilities(d.capabilities);
-            o["onError"] = onErrorName(i->onError());
-            json::array ws;
-            for (const auto& w : i->watches()) ws.push_back(json::value(w.describe()));
-            o["watches"] = std::move(ws);
-            arr.push_back(std::move(o));
-        }
-        std::cout << json::serialize(arr) << "\n";
-        return 0;
+    json::array instances;
+    if (!c.socket.empty()) {
+        auto r = controlRequest(c.socket, {{"command", "plugins"}});
+        if (!r) return fail(r.error());
+        if (!r->is_array()) return fail(makeError("{}: knpd sent no instance list", c.socket));
+        instances = std::move(r->get_array());
+    } else {
+        auto p = loadPipeline(c, "");
+        if (!p) return fail(p.error());
+        for (const auto& i : (*p)->instances()) instances.push_back(describeInstance(*i));
     }
-    std::cout << fmt::format("{:<20} {:<16} {:<10} {:<5} {:<15} {:<8} {}\n", "INSTANCE", "PLUGIN", "VERSION", "ABI",
-                             "CAPABILITIES", "ONERROR", "LIBRARY");
-    for (const auto& i : instances) {
-        const auto& d = i->descriptor();
-        std::cout << fmt::format("{:<20} {:<16} {:<10} {:<5} {:<15} {:<8} {}\n", i->name(), d.name, d.version, abiOf(d),
-                                 describeCapabilities(d.capabilities), onErrorName(i->onError()), i->library().path);
+    if (c.output == "json") {
+        std::cout << json::serialize(instances) << "\n";
+    } else {
+        std::cout << formatInstanceTable(instances);
     }
     return 0;
 }
@@ -184,17 +176,154 @@ int cmdDataplane(const Common& c) {
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Against a running knpd (the control socket)
+// ---------------------------------------------------------------------------------------------
+
+std::string text(const json::object& o, std::string_view key) {
+    const json::value* v = o.if_contains(key);
+    if (v == nullptr || v->is_null()) return {};
+    return v->is_string() ? std::string(v->get_string()) : json::serialize(*v);
+}
+
+uint64_t number(const json::object& o, std::string_view key) {
+    const json::value* v = o.if_contains(key);
+    if (v == nullptr) return 0;
+    if (v->is_uint64()) return v->get_uint64();
+    if (v->is_int64()) return v->get_int64() < 0 ? 0 : static_cast<uint64_t>(v->get_int64());
+    if (v->is_double()) return static_cast<uint64_t>(v->get_double());
+    return 0;
+}
+
+const json::object& objectAt(const json::object& o, std::string_view key) {
+    static const json::object kEmpty;
+    const json::value* v = o.if_contains(key);
+    return v != nullptr && v->is_object() ? v->get_object() : kEmpty;
+}
+
+const json::array& arrayAt(const json::object& o, std::string_view key) {
+    static const json::array kEmpty;
+    const json::value* v = o.if_contains(key);
+    return v != nullptr && v->is_array() ? v->get_array() : kEmpty;
+}
+
+void printDirection(std::string_view name, std::string_view end, const json::object& d) {
+    bool here = d.contains("enforced_here") && d.at("enforced_here").is_bool() && d.at("enforced_here").get_bool();
+    std::string by = text(d, "instance");
+    std::cout << fmt::format("{} ({}, {}): {}{}\n", name, end, here ? "enforced on this node" : "not enforced here",
+                             text(d, "verdict"), by.empty() ? "" : " by " + by);
+    std::string rule = text(d, "rule");
+    std::cout << fmt::format("    {}{}\n", text(d, "reason"), rule.empty() ? "" : " [rule " + rule + "]");
+    size_t n = 0;
+    for (const json::value& v : arrayAt(d, "trace")) {
+        if (!v.is_object()) continue;
+        const json::object& t = v.get_object();
+        std::string r = text(t, "rule");
+        bool decided = t.contains("decided") && t.at("decided") == json::value(true);
+        bool reached = !t.contains("reached") || t.at("reached") == json::value(true);
+        std::string line = fmt::format("    {:>2}. {:<20} {:<6} {}{}{}", ++n, text(t, "instance"), text(t, "verdict"),
+                                       text(t, "reason"), r.empty() ? "" : " [rule " + r + "]",
+                                       decided   ? "  <- decided"
+                                       : reached ? ""
+                                                 : "  (not reached)");
+        std::cout << line.substr(0, line.find_last_not_of(' ') + 1) << "\n";
+    }
+}
+
+int cmdExplain(const Common& c, const std::vector<std::string>& words) {
+    std::string probe;
+    for (const auto& w : words) probe += (probe.empty() ? "" : " ") + w;
+    // Checked here first: a typo gets the same one-line error as simulate, without a round trip.
+    if (auto p = parseProbe(probe, "probe"); !p) return fail(p.error());
+    auto r = controlRequest(c.socket, {{"command", "explain"}, {"probe", probe}});
+    if (!r) return fail(r.error());
+    if (c.output == "json" || !r->is_object()) {
+        std::cout << json::serialize(*r) << "\n";
+        return 0;
+    }
+    const json::object& o = r->get_object();
+    std::cout << fmt::format("{} -> {} {}/{}: {}\n", text(o, "src"), text(o, "dst"), text(o, "protocol"),
+                             text(o, "port"), text(o, "verdict"));
+    std::cout << fmt::format("    {} -> {} (node {})\n", text(o, "src_ip"), text(o, "dst_ip"), text(o, "node"));
+    printDirection("egress", "source", objectAt(o, "egress"));
+    printDirection("ingress", "destination", objectAt(o, "ingress"));
+    return 0;
+}
+
+int cmdStatus(const Common& c) {
+    auto r = controlRequest(c.socket, {{"command", "status"}});
+    if (!r) return fail(r.error());
+    if (c.output == "json" || !r->is_object()) {
+        std::cout << json::serialize(*r) << "\n";
+        return 0;
+    }
+    const json::object& o = r->get_object();
+    const json::object& dp = objectAt(o, "dataplane");
+    std::cout << fmt::format("node:       {} (knpd {}, pid {}, up {}s)\n", text(o, "node"), text(o, "version"),
+                             text(o, "pid"), number(o, "uptime_seconds"));
+    std::cout << fmt::format("pipeline:   {}\n", text(o, "pipeline"));
+    std::cout << fmt::format("ready:      {}\n",
+                             o.contains("ready") && o.at("ready") == json::value(true) ? "yes" : "no");
+    for (const json::value& v : arrayAt(o, "readiness")) {
+        if (!v.is_object()) continue;
+        const json::object& ch = v.get_object();
+        std::string msg = text(ch, "message");
+        std::cout << fmt::format("  [{}] {}{}\n", ch.contains("ok") && ch.at("ok") == json::value(true) ? "+" : "-",
+                                 text(ch, "check"), msg.empty() ? "" : ": " + msg);
+    }
+    std::cout << fmt::format(
+        "dataplane:  table {}, queue method {}, {}\n", text(dp, "table"), text(dp, "queue_method"),
+        dp.contains("fail_open") && dp.at("fail_open") == json::value(true) ? "fail-open" : "fail-closed");
+    constexpr std::string_view kQueueRow = "  {:<6} {:>9} {:>9} {:>9} {:>10} {:>8} {:>9} {:>9} {:>9}\n";
+    std::cout << fmt::format(fmt::runtime(kQueueRow), "QUEUE", "PACKETS", "ACCEPTED", "DENIED", "UNPARSABLE", "WAITING",
+                             "Q-DROPPED", "U-DROPPED", "LAST-ID");
+    for (const json::value& v : arrayAt(dp, "queues")) {
+        if (!v.is_object()) continue;
+        const json::object& q = v.get_object();
+        const json::object& k = objectAt(q, "kernel");
+        std::cout << fmt::format(fmt::runtime(kQueueRow), number(q, "queue"), number(q, "packets"),
+                                 number(q, "accepted"), number(q, "denied"), number(q, "unparsable"),
+                                 number(k, "waiting"), number(k, "queue_dropped"), number(k, "user_dropped"),
+                                 number(k, "id_sequence"));
+    }
+    const json::object& rs = objectAt(dp, "ruleset");
+    std::cout << fmt::format("ruleset:    {} transactions ({} full loads), {} failures\n", number(rs, "transactions"),
+                             number(rs, "full_loads"), number(rs, "apply_failures"));
+    const json::object& cl = objectAt(o, "cluster");
+    std::cout << fmt::format("cluster:    {} pods, {} local pod IPs\n", number(cl, "pods"),
+                             number(cl, "local_pod_ips"));
+    constexpr std::string_view kInstanceRow = "  {:<20} {:<16} {:<9} {:<9} {:>9} {:>9} {:>9} {:>7}\n";
+    std::cout << "instances:\n"
+              << fmt::format(fmt::runtime(kInstanceRow), "INSTANCE", "PLUGIN", "SNAPSHOT", "DIRECTION", "ACCEPT",
+                             "DENY", "NEXT", "ERRORS");
+    for (const json::value& v : arrayAt(o, "instances")) {
+        if (!v.is_object()) continue;
+        const json::object& i = v.get_object();
+        std::string snapshot = i.contains("snapshot") ? (i.at("snapshot") == json::value(true) ? "yes" : "no") : "-";
+        for (const auto& [dir, counts] : objectAt(i, "evaluations")) {
+            if (!counts.is_object()) continue;
+            const json::object& e = counts.get_object();
+            std::cout << fmt::format(fmt::runtime(kInstanceRow), text(i, "instance"), text(i, "plugin"), snapshot,
+                                     std::string_view(dir), number(e, "accept"), number(e, "deny"), number(e, "next"),
+                                     number(e, "errors"));
+        }
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"knpctl: inspect and exercise knp's policy plugin pipeline"};
     app.require_subcommand(1);
+    app.fallthrough();  // global options (-o, -v) also after the subcommand: `knpctl explain … -o json`
     Common c;
     app.add_flag("-v,--v", c.verbosity, "more log output (repeat for more)");
     app.add_option("-o,--output", c.output, "output format")->check(CLI::IsMember({"text", "json"}));
 
     auto* plugins = app.add_subcommand("plugins", "list the pipeline as loaded: instances, libraries, versions");
     addCommon(plugins, c, true);
+    plugins->add_option("--socket", c.socket, "ask the running knpd at this control socket instead of loading FILE");
 
     std::string validateFile;
     auto* validate = app.add_subcommand("validate", "load a pipeline.yaml and every plugin config; exit 1 on error");
@@ -215,6 +344,17 @@ int main(int argc, char** argv) {
 
     auto* dataplane = app.add_subcommand("dataplane", "probe what this kernel offers knpd (root; commits nothing)");
 
+    std::vector<std::string> explainProbe;
+    auto* explain = app.add_subcommand(
+        "explain", "ask the running knpd how it judges a connection: each direction, each instance in pipeline order");
+    explain->add_option("PROBE", explainProbe, "SRC DST PROTO/PORT (SRC/DST: namespace/pod or an IP)")
+        ->required()
+        ->expected(1, 3);
+    auto* status = app.add_subcommand("status", "the running knpd: node, queues and counters, readiness, instances");
+    std::string agentSocket = kDefaultControlSocket;
+    for (auto* sub : {explain, status})
+        sub->add_option("--socket", agentSocket, "knpd's control socket")->capture_default_str();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -228,5 +368,8 @@ int main(int argc, char** argv) {
     if (inspect->parsed()) return cmdInspect(c, inspectFile);
     if (simulate->parsed()) return cmdSimulate(c, stateFile, probesFile, probes);
     if (dataplane->parsed()) return cmdDataplane(c);
+    if (explain->parsed() || status->parsed()) c.socket = agentSocket;
+    if (explain->parsed()) return cmdExplain(c, explainProbe);
+    if (status->parsed()) return cmdStatus(c);
     return 2;
 }

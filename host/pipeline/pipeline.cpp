@@ -59,8 +59,13 @@ Pipeline::~Pipeline() {
 }
 
 void Pipeline::queueEvent(size_t watch, uint32_t type, std::string objectJson, std::string ns, std::string name) {
+    queueEvent(watch, type, std::make_shared<const std::string>(std::move(objectJson)), std::move(ns), std::move(name));
+}
+
+void Pipeline::queueEvent(size_t watch, uint32_t type, std::shared_ptr<const std::string> object, std::string ns,
+                          std::string name) {
     if (watch >= subscribers_.size()) return;
-    auto object = std::make_shared<const std::string>(std::move(objectJson));
+    if (!object) object = std::make_shared<const std::string>();
     for (const Subscriber& s : subscribers_[watch])
         queued_[s.instance].push_back({type, s.watchIndex, object, ns, name});
 }

@@ -80,6 +80,9 @@ public:
 
     // Queues an event of distinct watch `watch` for every subscribing instance.
     void queueEvent(size_t watch, uint32_t type, std::string objectJson, std::string ns, std::string name);
+    // The same, sharing the bytes the watch already holds (every subscriber gets these bytes).
+    void queueEvent(size_t watch, uint32_t type, std::shared_ptr<const std::string> object, std::string ns,
+                    std::string name);
     // Runs update() on every instance that has queued events (all of them when `flags` has
     // KNP_UPDATE_PODS_CHANGED, or on the first flush) and publishes a new snapshot. An
     // instance whose update fails keeps its previous snapshot (the host keeps enforcing what

@@ -49,12 +49,14 @@ struct PluginInstance::HostContext {
     // A bounded metric table: ids are indexes, values are atomics so data threads can add
     // without locks. The ops layer exports them (labelled with the instance name).
     static constexpr uint32_t kMaxMetrics = 64;
+    static constexpr size_t kMaxMetricName = 128;
     struct Metric {
         std::string name, help;
         int32_t type = 0;
         std::atomic<double> value{0};
         std::atomic<double> sum{0};
         std::atomic<uint64_t> count{0};
+        std::array<std::atomic<uint64_t>, PluginMetricSample::kBounds.size() + 1> buckets{};
     };
 
     std::string instance;
@@ -81,6 +83,17 @@ struct PluginInstance::HostContext {
         if (outId == nullptr || type < KNP_METRIC_COUNTER || type > KNP_METRIC_HISTOGRAM) return -EINVAL;
         uint32_t n = c->nMetrics.load();
         std::string_view nv(name.data, name.len);
+        // The name becomes part of a Prometheus metric name (knp_plugin_<name>).
+        bool valid = !nv.empty() && nv.size() <= kMaxMetricName && !(nv[0] >= '0' && nv[0] <= '9');
+        for (char ch : nv)
+            valid = valid &&
+                    ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_');
+        if (!valid) {
+            logf(LogLevel::Warning,
+                 "plugin={:?} metric name {:?} refused: use [a-zA-Z_][a-zA-Z0-9_]*, at most {} bytes", c->instance, nv,
+                 kMaxMetricName);
+            return -EINVAL;
+        }
         for (uint32_t i = 0; i < n; ++i) {
             if (c->metrics[i].name == nv) {
                 *outId = i;
@@ -107,6 +120,9 @@ struct PluginInstance::HostContext {
     }
     static void metricObserve(void* ctx, uint32_t id, double v) {
         if (auto* m = metric(ctx, id)) {
+            size_t i = 0;
+            while (i < PluginMetricSample::kBounds.size() && v > PluginMetricSample::kBounds[i]) ++i;
+            m->buckets[i].fetch_add(1, std::memory_order_relaxed);
             m->sum.fetch_add(v, std::memory_order_relaxed);
             m->count.fetch_add(1, std::memory_order_relaxed);
         }
@@ -205,7 +221,10 @@ Status copyDirection(const knp_direction_interest* in, DirectionInterestSet& out
 }  // namespace
 
 PluginInstance::PluginInstance(const PluginLibrary& lib, InstanceOptions options)
-    : lib_(lib), options_(std::move(options)), ctx_(std::make_unique<HostContext>(options_.name)) {}
+    : lib_(lib),
+      options_(std::move(options)),
+      ctx_(std::make_unique<HostContext>(options_.name)),
+      stats_(std::make_unique<InstanceStats>()) {}
 
 std::variant<std::unique_ptr<PluginInstance>, PluginInstance::InitError> PluginInstance::create(
     const PluginLibrary& lib, InstanceOptions options) {
@@ -321,6 +340,36 @@ int32_t PluginInstance::evaluate(Direction d, const void* snapshot, const knp_ev
     } catch (...) {
         return -EIO;
     }
+}
+
+InstanceStats::Totals InstanceStats::totals() const noexcept {
+    Totals t;
+    for (const Slot& s : slots_) {
+        for (size_t d = 0; d < 2; ++d) {
+            t.time[d].add(s.time[d]);
+            for (size_t v = 0; v < 3; ++v) t.verdicts[d][v] += s.verdicts[d][v].get();
+            for (size_t o = 0; o < kEvalOutcomes; ++o) t.outcomes[d][o] += s.outcomes[d][o].get();
+        }
+    }
+    return t;
+}
+
+std::vector<PluginMetricSample> PluginInstance::pluginMetrics() const {
+    // Entries below nMetrics are complete (metric_define publishes the count last) and their
+    // name, help and type never change again.
+    uint32_t n = ctx_->nMetrics.load(std::memory_order_acquire);
+    std::vector<PluginMetricSample> out(n);
+    for (uint32_t i = 0; i < n; ++i) {
+        const HostContext::Metric& m = ctx_->metrics[i];
+        PluginMetricSample& s = out[i];
+        s.name = m.name;
+        s.help = m.help;
+        s.type = m.type;
+        s.value = m.value.load(std::memory_order_relaxed);
+        s.sum = m.sum.load(std::memory_order_relaxed);
+        for (size_t b = 0; b < s.buckets.size(); ++b) s.buckets[b] = m.buckets[b].load(std::memory_order_relaxed);
+    }
+    return out;
 }
 
 }  // namespace knp::host
