@@ -11,7 +11,7 @@
 
 #include "engine/engine.hpp"
 #include "ops/describe.hpp"
-#include "ops/explain.hpp"
+#include "sim/probe.hpp"
 #include "ops/procfs.hpp"
 #include "sim/simulate.hpp"
 

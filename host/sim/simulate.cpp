@@ -1,5 +1,7 @@
 #include "sim/simulate.hpp"
 
+#include "sim/probe.hpp"
+
 #include <charconv>
 #include <fstream>
 #include <map>
@@ -79,89 +81,13 @@ Result<std::unique_ptr<Simulation>> Simulation::create(std::unique_ptr<Pipeline>
     return sim;
 }
 
-Result<knp_addr> Simulation::resolve(const std::string& endpoint, const std::string& where, int family) const {
-    if (size_t slash = endpoint.find('/'); slash != std::string::npos && !parseCidr(endpoint)) {
-        std::string ns = endpoint.substr(0, slash), name = endpoint.substr(slash + 1);
-        const knp_pod* pod = cluster_->find(ns, name);
-        if (pod == nullptr)
-            return makeError("{}: unknown pod {:?} (not in the state, or Succeeded/Failed)", where, endpoint);
-        if (pod->n_ips == 0) return makeError("{}: pod {:?} has no IP (status.podIP/podIPs)", where, endpoint);
-        for (size_t i = 0; i < pod->n_ips; ++i)
-            if (family == 0 || pod->ips[i].family == family) return pod->ips[i];
-        return makeError("{}: pod {:?} has no IPv{} address", where, endpoint, family);
-    }
-    auto a = parseAddr(endpoint);
-    if (!a) return makeError("{}: {:?} is neither namespace/pod nor an IP address", where, endpoint);
-    return *a;
-}
-
-namespace {
-json::value directionJson(const DirectionVerdict& d, std::string_view end) {
-    json::object o;
-    if (!d.evaluated) {
-        o["verdict"] = "accept";
-        o["instance"] = nullptr;
-        o["reason"] = fmt::format("not evaluated: the {} is neither a pod nor a node of the cluster", end);
-        return o;
-    }
-    o["verdict"] = d.verdict == KNP_VERDICT_DENY ? "deny" : "accept";
-    if (d.decidedBy != nullptr) {
-        o["instance"] = d.decidedBy->name();
-    } else {
-        o["instance"] = nullptr;
-    }
-    o["reason"] = d.reason;
-    if (!d.rule.empty()) o["rule"] = d.rule;
-    if (d.pluginError != 0) o["plugin_error"] = d.pluginError;
-    return o;
-}
-}  // namespace
-
 Result<std::string> Simulation::run(const Probe& probe) const {
-    // Pick the family: an IP literal's, else the source pod's first IP's.
-    int family = 0;
-    for (const std::string* e : {&probe.src, &probe.dst}) {
-        if (auto a = parseAddr(*e)) {
-            family = a->family;
-            break;
-        }
-    }
-    auto src = resolve(probe.src, probe.where, family);
-    if (!src) return std::move(src).error();
-    if (family == 0) family = src->family;
-    auto dst = resolve(probe.dst, probe.where, family);
-    if (!dst) return std::move(dst).error();
-    if (src->family != dst->family)
-        return makeError("{}: source {} and destination {} are of different IP families", probe.where, formatAddr(*src),
-                         formatAddr(*dst));
-
-    knp_packet pkt{};
-    pkt.struct_size = sizeof pkt;
-    pkt.family = static_cast<uint8_t>(src->family);
-    pkt.protocol = probe.protocol;
-    pkt.src = *src;
-    pkt.dst = *dst;
-    // An ephemeral source port, as a client's connect() would pick.
-    pkt.src_port = 40000;
-    pkt.dst_port = probe.port;
-
-    // As on the nodes: egress is evaluated where the source lives and ingress where the
-    // destination lives, so an end outside the cluster (neither a pod nor a node) has no
-    // pipeline run for its direction.
-    auto inCluster = [&](const knp_addr& a) { return cluster_->lookup(a) != nullptr || cluster_->isNodeAddress(a); };
-    EvaluateScope scope{inCluster(*src), inCluster(*dst)};
-    PacketVerdict v = evaluatePacket(*pipeline_->current(), *cluster_, pkt, scope);
-    json::object o;
-    o["src"] = probe.src;
-    o["dst"] = probe.dst;
-    o["src_ip"] = formatAddr(*src);
-    o["dst_ip"] = formatAddr(*dst);
-    o["protocol"] = protocolName(probe.protocol);
-    o["port"] = probe.port;
-    o["verdict"] = v.accept ? "accept" : "deny";
-    o["egress"] = directionJson(v.egress, "source");
-    o["ingress"] = directionJson(v.ingress, "destination");
-    return json::serialize(o);
+    auto o = explainProbe(*pipeline_->current(), *cluster_, probe);
+    if (!o) return std::move(o).error();
+    // Offline there is no "this node": what it would enforce is knpd's business.
+    o->erase("node");
+    for (const char* dir : {"egress", "ingress"}) o->at(dir).as_object().erase("enforced_here");
+    return json::serialize(*o);
 }
 
 }  // namespace knp::host

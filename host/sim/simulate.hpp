@@ -45,7 +45,6 @@ public:
 
 private:
     Simulation() = default;
-    Result<knp_addr> resolve(const std::string& endpoint, const std::string& where, int family) const;
 
     std::unique_ptr<Pipeline> pipeline_;
     std::unique_ptr<StateSync> sync_;

@@ -1,8 +1,8 @@
-// Live explain: one probe (`SRC DST PROTO/PORT`, as `knpctl simulate` takes it) evaluated against
-// the view knpd enforces, with every instance's answer in pipeline order.
+// One probe (`SRC DST PROTO/PORT`) evaluated against a pipeline and cluster snapshot, with every
+// instance's answer in pipeline order: what `knpctl simulate` prints offline and what
+// `knpctl explain` asks a running knpd (the same function, so the two always agree).
 //
-// The verdict is computed exactly as `knpctl simulate` computes it (egress where the source is
-// in the cluster, ingress where the destination is), so the live and the offline answers agree;
+// Egress is evaluated where the source is in the cluster, ingress where the destination is;
 // each direction also says whether this node enforces it (the end lives here) and lists each
 // instance's verdict, including the instances after the one that decided (what they would
 // have said: "reached": false).

@@ -1,4 +1,4 @@
-#include "ops/explain.hpp"
+#include "sim/probe.hpp"
 
 #include <boost/json.hpp>
 #include <knp/types.hpp>
@@ -60,7 +60,8 @@ Result<knp_addr> resolveEndpoint(const ClusterSnapshot& cluster, const std::stri
         return makeError("{}: {:?} is neither namespace/pod nor an IP address", where, endpoint);
     const knp_pod* pod =
         cluster.find(std::string_view(endpoint).substr(0, slash), std::string_view(endpoint).substr(slash + 1));
-    if (pod == nullptr) return makeError("{}: no pod {:?} in knpd's cluster view", where, endpoint);
+    if (pod == nullptr)
+        return makeError("{}: unknown pod {:?} (not in the cluster, or Succeeded/Failed)", where, endpoint);
     for (size_t i = 0; i < pod->n_ips; ++i)
         if (family == 0 || pod->ips[i].family == family) return pod->ips[i];
     if (pod->n_ips == 0) return makeError("{}: pod {:?} has no IP yet", where, endpoint);
