@@ -204,6 +204,33 @@ NftTransaction::NftTransaction(uint16_t family, std::string table)
     nftnl_batch_update(batch_.get());
 }
 
+// Objects naming this transaction's table (and a chain or set in it): every message starts so.
+sys::NftTable NftTransaction::tableObject() const {
+    sys::NftTable t(nftnl_table_alloc());
+    if (!t) throw std::bad_alloc();
+    nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, family_);
+    nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table_.c_str());
+    return t;
+}
+
+sys::NftChain NftTransaction::chainObject(const std::string& name) const {
+    sys::NftChain c(nftnl_chain_alloc());
+    if (!c) throw std::bad_alloc();
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, family_);
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table_.c_str());
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, name.c_str());
+    return c;
+}
+
+sys::NftSet NftTransaction::setObject(const std::string& name) const {
+    sys::NftSet set(nftnl_set_alloc());
+    if (!set) throw std::bad_alloc();
+    nftnl_set_set_u32(set.get(), NFTNL_SET_FAMILY, family_);
+    nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, table_.c_str());
+    nftnl_set_set_str(set.get(), NFTNL_SET_NAME, name.c_str());
+    return set;
+}
+
 nlmsghdr* NftTransaction::next(uint16_t type, uint16_t flags, const std::string& what) {
     what_.push_back(what);
     return nftnl_nlmsg_build_hdr(static_cast<char*>(nftnl_batch_buffer(batch_.get())), type, family_,
@@ -211,26 +238,19 @@ nlmsghdr* NftTransaction::next(uint16_t type, uint16_t flags, const std::string&
 }
 
 void NftTransaction::addTable() {
-    sys::NftTable t(nftnl_table_alloc());
-    nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, family_);
-    nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table_.c_str());
+    sys::NftTable t = tableObject();
     nftnl_table_nlmsg_build_payload(next(NFT_MSG_NEWTABLE, NLM_F_CREATE, "add table " + table_), t.get());
     nftnl_batch_update(batch_.get());
 }
 
 void NftTransaction::deleteTable() {
-    sys::NftTable t(nftnl_table_alloc());
-    nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, family_);
-    nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table_.c_str());
+    sys::NftTable t = tableObject();
     nftnl_table_nlmsg_build_payload(next(NFT_MSG_DELTABLE, 0, "delete table " + table_), t.get());
     nftnl_batch_update(batch_.get());
 }
 
 void NftTransaction::addBaseChain(const std::string& name, uint32_t hook, int32_t priority) {
-    sys::NftChain c(nftnl_chain_alloc());
-    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, family_);
-    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table_.c_str());
-    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, name.c_str());
+    sys::NftChain c = chainObject(name);
     nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hook);
     nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, priority);
     nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter");
@@ -240,10 +260,7 @@ void NftTransaction::addBaseChain(const std::string& name, uint32_t hook, int32_
 }
 
 void NftTransaction::addChain(const std::string& name) {
-    sys::NftChain c(nftnl_chain_alloc());
-    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, family_);
-    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table_.c_str());
-    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, name.c_str());
+    sys::NftChain c = chainObject(name);
     nftnl_chain_nlmsg_build_payload(next(NFT_MSG_NEWCHAIN, NLM_F_CREATE, "add chain " + name), c.get());
     nftnl_batch_update(batch_.get());
 }
@@ -264,10 +281,7 @@ void NftTransaction::addRule(sys::NftRule rule, const std::string& what) {
 }
 
 void NftTransaction::addIntervalSet(const NftSetSpec& spec) {
-    sys::NftSet s(nftnl_set_alloc());
-    nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, family_);
-    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table_.c_str());
-    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, spec.name.c_str());
+    sys::NftSet s = setObject(spec.name);
     nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, NFT_SET_INTERVAL);
     nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, spec.keyType);
     nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, spec.keyLen);
@@ -277,20 +291,14 @@ void NftTransaction::addIntervalSet(const NftSetSpec& spec) {
 }
 
 void NftTransaction::deleteSet(const std::string& name) {
-    sys::NftSet s(nftnl_set_alloc());
-    nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, family_);
-    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table_.c_str());
-    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
+    sys::NftSet s = setObject(name);
     nftnl_set_nlmsg_build_payload(next(NFT_MSG_DELSET, 0, "delete set " + name), s.get());
     nftnl_batch_update(batch_.get());
 }
 
 void NftTransaction::flushSet(const std::string& name) {
     // A DELSETELEM without elements empties the set (nft flush set).
-    sys::NftSet s(nftnl_set_alloc());
-    nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, family_);
-    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table_.c_str());
-    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
+    sys::NftSet s = setObject(name);
     nftnl_set_elems_nlmsg_build_payload(next(NFT_MSG_DELSETELEM, 0, "flush set " + name), s.get());
     nftnl_batch_update(batch_.get());
 }
@@ -301,10 +309,7 @@ void NftTransaction::elements(uint16_t type, uint16_t flags, const NftSetSpec& s
     // first key past the range, flagged INTERVAL_END); a range reaching the top of the key
     // space has no end element.
     for (size_t base = 0; base < ranges.size(); base += kElementsPerMessage) {
-        sys::NftSet s(nftnl_set_alloc());
-        nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, family_);
-        nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table_.c_str());
-        nftnl_set_set_str(s.get(), NFTNL_SET_NAME, spec.name.c_str());
+        sys::NftSet s = setObject(spec.name);
         size_t end = std::min(ranges.size(), base + kElementsPerMessage);
         for (size_t i = base; i < end; ++i) {
             nftnl_set_elem* start = nftnl_set_elem_alloc();

@@ -86,6 +86,9 @@ public:
     Status commit();
 
 private:
+    sys::NftTable tableObject() const;
+    sys::NftChain chainObject(const std::string& name) const;
+    sys::NftSet setObject(const std::string& name) const;
     struct nlmsghdr* next(uint16_t type, uint16_t flags, const std::string& what);
     void elements(uint16_t type, uint16_t flags, const NftSetSpec& spec, const std::vector<KeyRange>& ranges,
                   const char* verb);

@@ -27,21 +27,9 @@ using knp::testing::Harness;
 using knp::testing::makePacket;
 using knp::testing::OwnedPod;
 
-// Counts allocations on this thread, in this program and in the plugin (a replaced global
-// operator new wins symbol resolution for dlopen'ed libraries too).
-namespace {
-thread_local size_t tAllocations = 0;
-}
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(size_t n) {
-    ++tAllocations;
-    if (void* p = std::malloc(n != 0 ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
+#include "../alloc_counter.hpp"
+
+using knp_test::tAllocations;
 
 namespace {
 

@@ -26,23 +26,9 @@ using knp::testing::Harness;
 using knp::testing::makePacket;
 using knp::testing::OwnedPod;
 
-// Counts allocations on this thread, in this program and in every library it loads (a replaced
-// global operator new wins symbol resolution for dlopen'ed plugins too).
-namespace {
-thread_local size_t tAllocations = 0;
-}
-// GCC 12 sees free() inlined next to operator new at call sites and warns about a mismatch;
-// the pairing is exactly what a replacement allocator is allowed to do.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(size_t n) {
-    ++tAllocations;
-    if (void* p = std::malloc(n != 0 ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
+#include "../alloc_counter.hpp"
+
+using knp_test::tAllocations;
 
 namespace {
 
