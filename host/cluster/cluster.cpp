@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include <boost/json.hpp>
 #include <knp/types.hpp>
@@ -172,14 +173,17 @@ Status ClusterState::apply(uint32_t eventType, CoreKind kind, const json::object
             if (ns.empty()) ns = "default";
             if (remove) {
                 pods_.erase({ns, name});
+                dirtyPods_.emplace(std::move(ns), std::move(name));
                 return okStatus();
             }
             auto p = parsePod(object);
             if (!p) return std::move(p).error().withContext(fmt::format("Pod {}/{}: ", ns, name));
             pods_[{ns, name}] = std::move(*p);
+            dirtyPods_.emplace(std::move(ns), std::move(name));
             return okStatus();
         }
         case CoreKind::Namespace: {
+            dirtyNamespaces_.insert(name);
             if (remove) {
                 namespaces_.erase(name);
                 return okStatus();
@@ -193,6 +197,7 @@ Status ClusterState::apply(uint32_t eventType, CoreKind kind, const json::object
             return okStatus();
         }
         case CoreKind::Node: {
+            dirtyNodes_.insert(name);
             if (remove) {
                 nodes_.erase(name);
                 return okStatus();
@@ -213,9 +218,10 @@ void ClusterSnapshot::Labels::build(const std::map<std::string, std::string>& m)
     for (const auto& [k, v] : store) view.push_back({{k.data(), k.size()}, {v.data(), v.size()}});
 }
 
-std::shared_ptr<const ClusterSnapshot> ClusterState::build(const std::string& localNode) const {
+std::shared_ptr<const ClusterSnapshot> ClusterState::build(const std::string& localNode) {
     auto snap = std::make_shared<ClusterSnapshot>();
     snap->localNode_ = localNode;
+    snap->generation_ = ++generation_;
     std::map<std::string_view, const ClusterSnapshot::NamespaceEntry*> nsByName;
     std::map<std::string_view, const ClusterSnapshot::NodeEntry*> nodeByName;
     auto namespaceEntry = [&](const std::string& name) {
@@ -308,7 +314,53 @@ std::shared_ptr<const ClusterSnapshot> ClusterState::build(const std::string& lo
         }
         snap->pods_.push_back(std::move(e));
     }
+    recordChanges(*snap);
+    last_ = snap;
     return snap;
+}
+
+void ClusterState::recordChanges(ClusterSnapshot& next) {
+    // The pods whose view may differ from the previous snapshot's: those touched by an event,
+    // and every pod of a touched namespace or node (the view carries their labels/addresses).
+    std::set<std::pair<std::string_view, std::string_view>> keys;
+    for (const auto& [ns, name] : dirtyPods_) keys.emplace(ns, name);
+    if (!dirtyNamespaces_.empty() || !dirtyNodes_.empty()) {
+        for (const ClusterSnapshot* snap : {last_.get(), static_cast<const ClusterSnapshot*>(&next)}) {
+            if (snap == nullptr) continue;
+            for (const auto& p : snap->pods_)
+                if (dirtyNamespaces_.count(p->ns) != 0 || dirtyNodes_.count(p->nodeName) != 0)
+                    keys.emplace(p->ns, p->name);
+        }
+    }
+    if (last_) {
+        auto& d = next.delta_;
+        d.emplace();
+        d->baseGeneration = last_->generation_;
+        d->base = last_;
+        for (const auto& [ns, name] : keys) {
+            knp_pod_change c{};
+            c.struct_size = sizeof c;
+            c.before = last_->indexed(ns, name);
+            c.after = next.indexed(ns, name);
+            if (c.before != nullptr || c.after != nullptr) d->changes.push_back(c);
+        }
+        d->pointers.reserve(d->changes.size());
+        for (const knp_pod_change& c : d->changes) d->pointers.push_back(&c);
+        // The previous snapshot no longer needs its own base: one step of history at most.
+        last_->delta_.reset();
+    }
+    dirtyPods_.clear();
+    dirtyNamespaces_.clear();
+    dirtyNodes_.clear();
+}
+
+const knp_pod* ClusterSnapshot::indexed(std::string_view ns, std::string_view name) const noexcept {
+    auto it = byName_.find({ns, name});
+    return it == byName_.end() || it->second->ips.empty() ? nullptr : &it->second->view;
+}
+
+const std::vector<const knp_pod_change*>* ClusterSnapshot::podChangesSince(uint64_t generation) const noexcept {
+    return delta_ && delta_->baseGeneration == generation ? &delta_->pointers : nullptr;
 }
 
 const knp_pod* ClusterSnapshot::lookup(const knp_addr& ip) const noexcept {

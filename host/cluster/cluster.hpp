@@ -2,13 +2,16 @@
 // the immutable snapshot (IP → pod view) that evaluation reads.
 //
 // THREAD: ClusterState is control-thread only. ClusterSnapshot is immutable once built and
-// safe to read from any thread; lookups neither lock nor allocate.
+// safe to read from any thread; lookups neither lock nor allocate. The one exception is the
+// pod delta (podChangesSince), which only the control thread reads and ClusterState drops from
+// a snapshot once a newer one exists.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -48,6 +51,16 @@ public:
     int32_t forEachPod(bool localOnly, int32_t (*fn)(void*, const knp_pod*), void* user) const;
     size_t podCount() const noexcept { return pods_.size(); }
     const std::string& localNode() const noexcept { return localNode_; }
+    // A pod forEachPod visits (non-terminal, with an IP), by namespace and name; nullptr if not.
+    const knp_pod* indexed(std::string_view ns, std::string_view name) const noexcept;
+
+    // Builds of one ClusterState are numbered 1, 2, ...
+    uint64_t generation() const noexcept { return generation_; }
+    // The pods that entered, left or changed since the build numbered `generation` (ABI 1.1's
+    // knp_update_args.pod_changes, each pod once, `before` views kept alive by this snapshot),
+    // or nullptr when this snapshot cannot say (`generation` is not the build just before it,
+    // or a newer build exists). THREAD: control thread only.
+    const std::vector<const knp_pod_change*>* podChangesSince(uint64_t generation) const noexcept;
 
     struct Labels {
         std::vector<std::pair<std::string, std::string>> store;  // sorted by key
@@ -84,6 +97,16 @@ private:
     std::unordered_set<std::array<uint8_t, 16>, AddrHash> localAddresses_;
     std::vector<knp_addr> localPodIps_;
     std::map<std::pair<std::string_view, std::string_view>, const PodEntry*> byName_;
+    uint64_t generation_ = 0;
+    struct Delta {
+        uint64_t baseGeneration = 0;
+        std::shared_ptr<const ClusterSnapshot> base;  // owns the `before` views
+        std::vector<knp_pod_change> changes;
+        std::vector<const knp_pod_change*> pointers;  // into `changes`, as the ABI passes them
+    };
+    // Control thread only (see THREAD above): set when built, reset by the next build, so a
+    // chain of snapshots never keeps more than one predecessor alive.
+    mutable std::optional<Delta> delta_;
 };
 
 class ClusterState {
@@ -91,7 +114,8 @@ public:
     // Applies one watch event (KNP_EVENT_ADDED/MODIFIED/DELETED) for a core kind. A malformed
     // object is refused with one line naming it; the state keeps what it had.
     Status apply(uint32_t eventType, CoreKind kind, const boost::json::object& object);
-    std::shared_ptr<const ClusterSnapshot> build(const std::string& localNode) const;
+    // A snapshot of the current state, numbered, with the pod delta since the previous build.
+    std::shared_ptr<const ClusterSnapshot> build(const std::string& localNode);
 
     struct Pod {
         std::string name, ns, uid, nodeName, phase;
@@ -114,9 +138,16 @@ public:
     };
 
 private:
+    void recordChanges(ClusterSnapshot& next);
+
     std::map<std::pair<std::string, std::string>, Pod> pods_;
     std::map<std::string, Namespace> namespaces_;
     std::map<std::string, Node> nodes_;
+    // What apply() touched since the last build, and that build: the pod delta's inputs.
+    std::set<std::pair<std::string, std::string>> dirtyPods_;
+    std::set<std::string> dirtyNamespaces_, dirtyNodes_;
+    uint64_t generation_ = 0;
+    std::shared_ptr<const ClusterSnapshot> last_;
 };
 
 }  // namespace knp::host

@@ -48,6 +48,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::load(const PipelineConfig& config, c
     }
     p->queued_.resize(p->instances_.size());
     p->snapshots_.resize(p->instances_.size());
+    p->seen_.resize(p->instances_.size());
     return p;
 }
 
@@ -79,7 +80,11 @@ std::vector<Error> Pipeline::flush(uint32_t flags, const ClusterSnapshot& cluste
     for (size_t i = 0; i < instances_.size(); ++i) {
         auto& queue = queued_[i];
         bool needed = !flushed_ || !queue.empty() || (flags & KNP_UPDATE_PODS_CHANGED) != 0;
-        if (!needed) continue;
+        if (!needed) {
+            // No pod changed since its last update, so what it saw then is this build too.
+            if (seen_[i] != 0) seen_[i] = cluster.generation();
+            continue;
+        }
         std::vector<knp_event> events(queue.size());
         std::vector<const knp_event*> ptrs(queue.size());
         for (size_t e = 0; e < queue.size(); ++e) {
@@ -94,12 +99,17 @@ std::vector<Error> Pipeline::flush(uint32_t flags, const ClusterSnapshot& cluste
             ptrs[e] = &ev;
         }
         auto& inst = *instances_[i];
-        auto out = inst.update(ptrs, flags, pods);
+        // The pod delta fits only an instance whose last update saw the build just before this one.
+        const auto* changes = seen_[i] != 0 ? cluster.podChangesSince(seen_[i]) : nullptr;
+        auto out = inst.update(ptrs, flags, pods, changes);
         queue.clear();
         if (!out) {
+            // The plugin may have half-applied the update: it walks the pods next time.
+            seen_[i] = 0;
             errors.push_back(std::move(out).error().withContext(fmt::format("plugin {:?}: update: ", inst.name())));
             continue;
         }
+        seen_[i] = cluster.generation();
         if (out->snapshot != nullptr) {
             snapshots_[i] = std::make_shared<const PluginSnapshot>(inst, out->snapshot, std::move(out->interest));
             changed = true;

@@ -84,7 +84,8 @@ public:
     void queueEvent(size_t watch, uint32_t type, std::shared_ptr<const std::string> object, std::string ns,
                     std::string name);
     // Runs update() on every instance that has queued events (all of them when `flags` has
-    // KNP_UPDATE_PODS_CHANGED, or on the first flush) and publishes a new snapshot. An
+    // KNP_UPDATE_PODS_CHANGED, or on the first flush) and publishes a new snapshot. With pods
+    // changed, an instance that saw the previous build gets the list of changed pods. An
     // instance whose update fails keeps its previous snapshot (the host keeps enforcing what
     // it last knew); the failures are returned, one line each.
     std::vector<Error> flush(uint32_t flags, const ClusterSnapshot& cluster);
@@ -111,6 +112,9 @@ private:
     std::vector<std::vector<Subscriber>> subscribers_;              // per distinct watch
     std::vector<std::vector<QueuedEvent>> queued_;                  // per instance
     std::vector<std::shared_ptr<const PluginSnapshot>> snapshots_;  // per instance
+    // Per instance: the cluster build its last successful update() saw (0: none, or it failed),
+    // which decides whether the next update may carry the pod delta (ABI 1.1).
+    std::vector<uint64_t> seen_;
     std::shared_ptr<const PipelineSnapshot> current_;
     bool flushed_ = false;
 };

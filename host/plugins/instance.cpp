@@ -285,12 +285,19 @@ PluginInstance::~PluginInstance() {
 }
 
 Result<PluginInstance::UpdateOutcome> PluginInstance::update(const std::vector<const knp_event*>& events,
-                                                             uint32_t flags, const PodIterator& podIterator) {
+                                                             uint32_t flags, const PodIterator& podIterator,
+                                                             const std::vector<const knp_pod_change*>* podChanges) {
     knp_update_args args{};
     args.struct_size = sizeof args;
-    args.flags = flags;
+    args.flags = flags & ~KNP_UPDATE_POD_CHANGES;
     args.events = events.data();
     args.n_events = events.size();
+    // A 1.0 plugin may treat any flag it does not know as an error: only 1.1+ ones get the list.
+    if (podChanges != nullptr && (flags & KNP_UPDATE_PODS_CHANGED) != 0 && descriptor().abi_minor >= 1) {
+        args.flags |= KNP_UPDATE_POD_CHANGES;
+        args.pod_changes = podChanges->data();
+        args.n_pod_changes = podChanges->size();
+    }
     knp_update_result out{};
     out.struct_size = sizeof out;
     ErrorBuffer eb;

@@ -149,8 +149,11 @@ public:
         InterestSet interest;
     };
     // `podIterator` backs the host API's for_each_pod for the duration of the call.
+    // `podChanges` (nullptr: none) is passed as knp_update_args.pod_changes with
+    // KNP_UPDATE_POD_CHANGES to a plugin built for ABI 1.1 or later; older ones never see it.
     Result<UpdateOutcome> update(const std::vector<const knp_event*>& events, uint32_t flags,
-                                 const PodIterator& podIterator);
+                                 const PodIterator& podIterator,
+                                 const std::vector<const knp_pod_change*>* podChanges = nullptr);
     void release(void* snapshot) noexcept;
 
     // Data path. Returns 0 and fills `out`, or a negative errno (-EIO when the plugin threw).

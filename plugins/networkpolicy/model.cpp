@@ -34,6 +34,14 @@ uint32_t reuseOrGrow(std::vector<uint32_t>& freeList, size_t size, Grow&& grow) 
     return static_cast<uint32_t>(size);
 }
 
+}  // namespace
+
+bool Model::localLess(const Local& a, const Local& b) noexcept {
+    return std::memcmp(a.ips[0].bytes, b.ips[0].bytes, 16) < 0;
+}
+
+namespace {
+
 knp_cidr hostCidr(const knp_addr& a) {
     knp_cidr c{};
     c.addr = a;
@@ -276,6 +284,57 @@ void Model::unrefIdentity(uint32_t id) {
     if (--ids_[id].pods == 0) maybeDead_.push_back(id);
 }
 
+uint64_t Model::podFingerprint(uint64_t nsFingerprint, knp::PodView p) {
+    // Everything the record and the IP map derive from: identity inputs, names, addresses.
+    policy::Hasher fp;
+    fp.u64(nsFingerprint).labels(p.labels()).str(p.name()).str(p.uid()).u64(p.ips().size());
+    for (const knp_addr& a : p.ips()) fp.addr(a);
+    return fp.done();
+}
+
+uint64_t Model::syncNamespaceLabels(NsModel& ns, std::span<const knp_label> nsLabels) {
+    if (!ns.labels || !policy::labelsEqual(ns.labels->view(), nsLabels))
+        ns.labels = std::make_shared<const policy::OwnedLabels>(nsLabels);
+    return policy::Hasher().str(ns.name).labels(nsLabels).done();
+}
+
+void Model::dropRecord(uint32_t r) {
+    PodRec& rec = pods_[r];
+    clearIps(rec.ips, rec.entry);
+    unrefIdentity(rec.identity);
+    if (podByIp_.find(rec.ips[0]) == r) podByIp_.erase(rec.ips[0]);
+    if (auto it = recByName_.find(rec.key); it != recByName_.end() && it->second == r) recByName_.erase(it);
+    rec = PodRec{};
+    freePods_.push_back(r);
+}
+
+uint32_t Model::indexPod(uint32_t r, NsModel& ns, knp::PodView p, uint64_t fingerprint) {
+    uint32_t id = internIdentity(ns, p.labels());
+    if (r == kNoId) {
+        r = reuseOrGrow(freePods_, pods_.size(), [&](size_t n) { pods_.resize(n); });
+        podByIp_.set(p.ips()[0], r);
+    } else {
+        clearIps(pods_[r].ips, pods_[r].entry);
+        unrefIdentity(pods_[r].identity);
+        if (!(pods_[r].ips[0] == p.ips()[0])) {
+            if (podByIp_.find(pods_[r].ips[0]) == r) podByIp_.erase(pods_[r].ips[0]);
+            podByIp_.set(p.ips()[0], r);
+        }
+    }
+    PodRec& rec = pods_[r];
+    std::string key = std::string(p.podNamespace()) + "/" + std::string(p.name());
+    if (rec.key != key) {
+        if (auto it = recByName_.find(rec.key); it != recByName_.end() && it->second == r) recByName_.erase(it);
+        recByName_[key] = r;
+        rec.key = std::move(key);
+    }
+    rec.fingerprint = fingerprint;
+    rec.identity = id;
+    rec.entry = packIpEntry(id, podTag(*p.raw()));
+    rec.ips.assign(p.ips().begin(), p.ips().end());
+    return r;
+}
+
 bool Model::walkPods(const knp::Host& host, std::string_view nodeName) {
     ++gen_;
     walked_ = true;
@@ -298,16 +357,10 @@ bool Model::walkPods(const knp::Host& host, std::string_view nodeName) {
         // Namespace labels are read once per namespace when the host shares their array (it
         // walks pods namespace by namespace): the walk is bound by reading the views.
         if (checkedNsLabels == nullptr || nsLabels.data() != checkedNsLabels) {
-            if (!ns->labels || !policy::labelsEqual(ns->labels->view(), nsLabels))
-                ns->labels = std::make_shared<const policy::OwnedLabels>(nsLabels);
+            nsFingerprint = syncNamespaceLabels(*ns, nsLabels);
             checkedNsLabels = nsLabels.data();
-            nsFingerprint = policy::Hasher().str(nsName).labels(nsLabels).done();
         }
-        // Everything the record and the IP map derive from: identity inputs, names, addresses.
-        policy::Hasher fp;
-        fp.u64(nsFingerprint).labels(p.labels()).str(p.name()).str(p.uid()).u64(p.ips().size());
-        for (const knp_addr& a : p.ips()) fp.addr(a);
-        uint64_t fingerprint = fp.done();
+        uint64_t fingerprint = podFingerprint(nsFingerprint, p);
 
         // The host walks in a stable order, so the record that followed the previous pod last
         // time is almost always this pod's: a sequential read instead of a hash probe.
@@ -321,19 +374,7 @@ bool Model::walkPods(const knp::Host& host, std::string_view nodeName) {
         if (r != kNoId && pods_[r].gen == gen_) return;
         if (r == kNoId || pods_[r].fingerprint != fingerprint) {
             changed = true;
-            uint32_t id = internIdentity(*ns, p.labels());
-            if (r == kNoId) {
-                r = reuseOrGrow(freePods_, pods_.size(), [&](size_t n) { pods_.resize(n); });
-                podByIp_.set(p.ips()[0], r);
-            } else {
-                clearIps(pods_[r].ips, pods_[r].entry);
-                unrefIdentity(pods_[r].identity);
-            }
-            PodRec& rec = pods_[r];
-            rec.fingerprint = fingerprint;
-            rec.identity = id;
-            rec.entry = packIpEntry(id, podTag(*p.raw()));
-            rec.ips.assign(p.ips().begin(), p.ips().end());
+            r = indexPod(r, *ns, p, fingerprint);
             changedRecs.push_back(r);
         }
         pods_[r].gen = gen_;
@@ -342,23 +383,81 @@ bool Model::walkPods(const knp::Host& host, std::string_view nodeName) {
         if (!nodeName.empty() && p.nodeName() == nodeName) locals.push_back({pods_[r].ips, pods_[r].identity});
     });
     for (uint32_t r = 0; r < pods_.size(); ++r) {
-        PodRec& rec = pods_[r];
-        if (rec.identity == kNoId || rec.gen == gen_) continue;
+        if (pods_[r].identity == kNoId || pods_[r].gen == gen_) continue;
         changed = true;
-        clearIps(rec.ips, rec.entry);
-        unrefIdentity(rec.identity);
-        podByIp_.erase(rec.ips[0]);
-        rec = PodRec{};
-        freePods_.push_back(r);
+        dropRecord(r);
     }
     // After every removal, so that a gone pod's clearing never wins over a live pod's address.
     for (uint32_t r : changedRecs) setIps(pods_[r].ips, pods_[r].entry);
-    std::sort(locals.begin(), locals.end(),
-              [](const Local& a, const Local& b) { return std::memcmp(a.ips[0].bytes, b.ips[0].bytes, 16) < 0; });
+    std::sort(locals.begin(), locals.end(), localLess);
     if (locals != locals_) {
         changed = true;
         locals_ = std::move(locals);
     }
+    return changed;
+}
+
+bool Model::applyPodChanges(const knp::Update& u, std::string_view nodeName) {
+    walked_ = true;
+    bool changed = false;
+    auto indexed = [](knp::PodView p) { return p && !p.hostNetwork() && !p.ips().empty(); };
+    auto isLocal = [&](knp::PodView p) { return !nodeName.empty() && p.nodeName() == nodeName; };
+    auto dropLocal = [&](const knp_addr& first) {
+        auto it = std::find_if(locals_.begin(), locals_.end(), [&](const Local& l) { return l.ips[0] == first; });
+        if (it != locals_.end()) locals_.erase(it);
+    };
+    std::vector<uint32_t> changedRecs;
+    bool contested = false;
+    // Two passes, the pods that left first: an address a pod gives up in this update is free
+    // for a pod that takes it in the same update.
+    for (size_t n = 0; n < 2 * u.podChangeCount() && !contested; ++n) {
+        size_t i = n % u.podChangeCount();
+        auto [before, after] = u.podChange(i);
+        if (indexed(after) != (n >= u.podChangeCount())) continue;
+        knp::PodView any = after ? after : before;
+        std::string key = std::string(any.podNamespace()) + "/" + std::string(any.name());
+        auto it = recByName_.find(key);
+        uint32_t r = it == recByName_.end() ? kNoId : it->second;
+        if (indexed(before) && isLocal(before)) {
+            dropLocal(before.ips()[0]);
+            changed = true;
+        }
+        if (!indexed(after)) {
+            if (r != kNoId) {
+                dropRecord(r);
+                changed = true;
+            }
+            continue;
+        }
+        NsModel& ns = namespaceModel(after.podNamespace());
+        uint64_t fingerprint = podFingerprint(syncNamespaceLabels(ns, after.namespaceLabels()), after);
+        if (r == kNoId || pods_[r].fingerprint != fingerprint) {
+            // An address another live pod holds: which of them keeps the record is the walk's
+            // rule (first in the host's order), so let the walk settle it.
+            uint64_t owner = podByIp_.find(after.ips()[0]);
+            if (owner != policy::AddrMap::kNone && owner != r) {
+                contested = true;
+                break;
+            }
+            r = indexPod(r, ns, after, fingerprint);
+            changedRecs.push_back(r);
+            changed = true;
+        }
+        if (isLocal(after)) {
+            Local l{pods_[r].ips, pods_[r].identity};
+            locals_.insert(std::upper_bound(locals_.begin(), locals_.end(), l, localLess), std::move(l));
+            changed = true;
+        }
+    }
+    for (uint32_t r : changedRecs)
+        if (pods_[r].identity != kNoId) setIps(pods_[r].ips, pods_[r].entry);
+    // From a consistent index (every record's addresses set) the walk settles the rest.
+    if (contested) {
+        walkPods(u.host(), nodeName);
+        return true;
+    }
+    // The walk's sequential hints (firstRec_, next) may now point at moved records; the walk
+    // checks every hint before it trusts it.
     return changed;
 }
 

@@ -8,9 +8,9 @@
 // for each changed object, then publish(). Work is proportional to what changed:
 //  - a policy change re-evaluates its podSelector over the identities of its namespace, and
 //    computes the members of peers no other policy had (interned by selector text);
-//  - a pod change costs a fingerprint per pod in the walk (the host offers no delta, so every
-//    pod view is read), and for a pod whose namespace or labels really changed, one identity's
-//    subject policies and peer memberships.
+//  - a pod change costs, from a 1.1 host, only the pods it lists as changed (from a 1.0 host a
+//    fingerprint per pod in a walk of every pod view), and for a pod whose namespace or labels
+//    really changed, one identity's subject policies and peer memberships.
 // Unchanged identities, peers and policies stay shared with earlier snapshots (CowVector).
 // THREAD: control thread only (constructor to destructor); snapshots it returns are immutable.
 #ifndef KNP_NETWORKPOLICY_MODEL_HPP
@@ -62,6 +62,10 @@ public:
     // ones the interest names; with an empty node name there are none. Returns true when some
     // pod's identity or IPs, or the set of local pods, changed.
     bool walkPods(const knp::Host& host, std::string_view nodeName);
+    // The same from the host's list of changed pods (ABI 1.1, u.hasPodChanges()): work in
+    // proportion to the pods that changed, not to the cluster. Falls back to walkPods() when a
+    // pod takes an address another live pod still holds.
+    bool applyPodChanges(const knp::Update& u, std::string_view nodeName);
 
     // Completes the pending work of this update and returns a snapshot of the result.
     std::unique_ptr<Snapshot> publish();
@@ -105,12 +109,14 @@ private:
         uint32_t gen = 0;
         uint32_t next = kNoId;      // the record walked after this one last time
         std::vector<knp_addr> ips;  // ips[0] is the key in podByIp_
+        std::string key;            // namespace/name, the key in recByName_
     };
     struct Local {
         std::vector<knp_addr> ips;
         uint32_t identity;
         bool operator==(const Local& o) const noexcept;
     };
+    static bool localLess(const Local& a, const Local& b) noexcept;  // by first address
 
     NsModel& namespaceModel(std::string_view name);
     const CompiledPolicy& policyAt(uint32_t slot) const { return *index_.policies[slot]; }
@@ -122,6 +128,13 @@ private:
     void unrefIdentity(uint32_t id);
     void setIps(const std::vector<knp_addr>& ips, uint64_t entry);
     void clearIps(const std::vector<knp_addr>& ips, uint64_t entry);
+    static uint64_t podFingerprint(uint64_t nsFingerprint, knp::PodView p);
+    // Adopts `nsLabels` as the namespace's labels when they differ; returns their fingerprint.
+    static uint64_t syncNamespaceLabels(NsModel& ns, std::span<const knp_label> nsLabels);
+    // Points record `r` (kNoId: a new one) at pod `p`; the IP map is set by the caller, after
+    // every removal of the update. Returns the record.
+    uint32_t indexPod(uint32_t r, NsModel& ns, knp::PodView p, uint64_t fingerprint);
+    void dropRecord(uint32_t r);
     policy::AddrMap& ipMap();
     void computeFreshPeers();
     void computePendingIdentities();
@@ -164,7 +177,8 @@ private:
     std::vector<PodRec> pods_;
     std::vector<uint32_t> freePods_;
     policy::AddrMap podByIp_;
-    uint32_t firstRec_ = kNoId;  // the record walked first last time
+    StringMap<uint32_t> recByName_;  // namespace/name → record, for the pod delta
+    uint32_t firstRec_ = kNoId;      // the record walked first last time
     uint32_t gen_ = 0;
     bool walked_ = false;
     std::vector<Local> locals_;

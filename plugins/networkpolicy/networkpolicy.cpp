@@ -107,7 +107,11 @@ public:
                 for (const auto& [key, spec] : sources_) model_->setPolicy(spec);
                 changed = true;
             } else {
-                if (u.podsChanged()) changed = model_->walkPods(host(), nodeName()) || changed;
+                if (u.hasPodChanges()) {
+                    changed = model_->applyPodChanges(u, nodeName()) || changed;
+                } else if (u.podsChanged()) {
+                    changed = model_->walkPods(host(), nodeName()) || changed;
+                }
                 for (const auto& [key, spec] : changes) {
                     if (spec) {
                         model_->setPolicy(spec);

@@ -126,7 +126,10 @@ public:
     int32_t update(const std::vector<knp_event>& events = {}) {
         std::vector<const knp_event*> ptrs;
         for (const knp_event& e : events) ptrs.push_back(&e);
-        knp_update_args a{sizeof(knp_update_args), 0, ptrs.data(), ptrs.size()};
+        knp_update_args a{};
+        a.struct_size = sizeof a;
+        a.events = ptrs.data();
+        a.n_events = ptrs.size();
         knp_update_result r{};
         r.struct_size = sizeof r;
         int32_t rc = d_->update(plugin_, &a, &r, &updateError.err);

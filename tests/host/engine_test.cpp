@@ -1,5 +1,7 @@
 // Engine ordering: per direction, first non-NEXT wins in pipeline order; all NEXT accepts;
 // errors and out-of-range verdicts get the instance's onError; accepted iff neither denies.
+#include <fmt/format.h>
+
 #include <boost/json.hpp>
 #include <knp/types.hpp>
 
@@ -174,4 +176,39 @@ TEST_CASE("pod ends are looked up and handed to plugins") {
     CHECK(v.ingress.reason == "widgets=0 policies=0");
     auto toOther = packet("10.0.0.1", "10.0.0.9", 80);
     CHECK(evaluatePacket(*(*p)->current(), *cluster, toOther).accept);
+}
+
+TEST_CASE("a plugin that saw the previous build is told which pods changed; one whose update failed walks") {
+    auto p = loadPipelineText("  - name: w\n    library: watcher\n");
+    REQUIRE(p.ok());
+    auto metric = [&](std::string_view name) {
+        for (const auto& m : (*p)->instances()[0]->pluginMetrics())
+            if (m.name == name) return m.value;
+        return -1.0;
+    };
+    ClusterState state;
+    auto pod = [&](const char* name, const char* app) {
+        auto o = boost::json::parse(fmt::format(R"({{"metadata":{{"name":"{}","namespace":"d","labels":{{"app":"{}"}}}},
+            "spec":{{"nodeName":"n1"}},"status":{{"podIP":"10.0.0.{}"}}}})",
+                                                name, app, name[0] - 'a' + 1));
+        REQUIRE(state.apply(KNP_EVENT_MODIFIED, CoreKind::Pod, o.as_object()).ok());
+    };
+    pod("a", "x");
+    pod("b", "x");
+    auto c1 = state.build("n1");
+    REQUIRE((*p)->flush(KNP_UPDATE_PODS_CHANGED, *c1).empty());
+    CHECK(metric("watcher_pod_walks") == 1);  // the first update walks
+    pod("a", "y");
+    auto c2 = state.build("n1");
+    REQUIRE((*p)->flush(KNP_UPDATE_PODS_CHANGED, *c2).empty());
+    CHECK(metric("watcher_pod_changes") == 1);  // only "a"
+    CHECK(metric("watcher_pod_walks") == 1);
+    // A build the pipeline never saw breaks the chain: the next update walks again.
+    pod("b", "y");
+    (void)state.build("n1");
+    pod("a", "z");
+    auto c4 = state.build("n1");
+    REQUIRE((*p)->flush(KNP_UPDATE_PODS_CHANGED, *c4).empty());
+    CHECK(metric("watcher_pod_walks") == 2);
+    CHECK(metric("watcher_pod_changes") == 1);
 }

@@ -159,7 +159,7 @@ class PluginsValidateInspect(unittest.TestCase, OneLineError):
         self.assertEqual(r.returncode, 0, r.stderr)
         rows = json.loads(r.stdout)
         self.assertEqual([x["instance"] for x in rows], ["blocklist", "watcher"])
-        self.assertEqual(rows[1]["abi"], "1.0")
+        self.assertEqual(rows[1]["abi"], "1.1")
         self.assertEqual(rows[1]["capabilities"], "ingress")
         self.assertEqual(len(rows[1]["watches"]), 2)
 
@@ -179,7 +179,7 @@ class PluginsValidateInspect(unittest.TestCase, OneLineError):
         r = knpctl("-o", "json", "inspect", os.path.join(TEST_PLUGINS, "c_plugin.so"))
         self.assertEqual(r.returncode, 0, r.stderr)
         d = json.loads(r.stdout)
-        self.assertEqual(d["abi"], "1.0")
+        self.assertEqual(d["abi"], "1.1")
         self.assertEqual(d["capabilities"], "ingress")
 
     def test_every_broken_plugin_is_one_line_and_no_crash(self):

@@ -471,7 +471,11 @@ public:
         }
         std::vector<const knp_event*> ptrs;
         for (const knp_event& e : cs) ptrs.push_back(&e);
-        knp_update_args a{sizeof a, podsChanged ? KNP_UPDATE_PODS_CHANGED : 0u, ptrs.data(), ptrs.size()};
+        knp_update_args a{};
+        a.struct_size = sizeof a;
+        a.flags = podsChanged ? KNP_UPDATE_PODS_CHANGED : 0u;
+        a.events = ptrs.data();
+        a.n_events = ptrs.size();
         knp_update_result out{};
         out.struct_size = sizeof out;
         knp::testing::FakeHost::UpdateScope scope(host);
@@ -831,6 +835,8 @@ TEST_CASE("randomized: incremental index, fresh index and slow path agree") {
         CAPTURE(seed);
         RandomWorld w(seed);
         auto incremental = harnessWith(w.pods(), true);
+        // Even seeds learn pod changes from the host's list (ABI 1.1), odd ones by walking.
+        incremental->host().setPodChanges(seed % 2 == 0);
         feed(*incremental, w.allAdded(), true);
         for (int round = 0; round < 5; ++round) {
             CAPTURE(round);

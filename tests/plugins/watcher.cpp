@@ -1,4 +1,5 @@
-// watcher.so — GOOD SDK plugin counting NetworkPolicy and Widget objects from two watches (end-to-end tests).
+// watcher.so — GOOD SDK plugin counting NetworkPolicy and Widget objects from two watches (end-to-end tests),
+// and how it learnt about pods (metrics watcher_pod_changes, watcher_pod_walks).
 //
 // Ingress to a pod labelled watcher=deny is denied with reason "widgets=<n> policies=<m>";
 // everything else is NEXT. Logs one info line per update. Config: {} (no keys).
@@ -50,6 +51,8 @@ public:
 
     explicit Watcher(const knp::InitContext& ctx) : Plugin(ctx) {
         for (const auto& kv : knp_test::parseConfigObject(ctx.configJson)) knp_test::unknownKey(kv.key());
+        podChanges_ = host().defineMetric(KNP_METRIC_COUNTER, "watcher_pod_changes", "pods the host listed as changed");
+        podWalks_ = host().defineMetric(KNP_METRIC_COUNTER, "watcher_pod_walks", "updates that walked every pod");
     }
 
     std::vector<knp::Watch> watches() const {
@@ -59,6 +62,13 @@ public:
 
     std::unique_ptr<WatcherSnapshot> update(const knp::Update& u) {
         bool changed = !published_;
+        // How it learnt about pods: the host's list of changes (ABI 1.1), or a walk.
+        if (u.hasPodChanges()) {
+            host().add(podChanges_, static_cast<double>(u.podChangeCount()));
+        } else if (u.podsChanged()) {
+            host().forEachPod(false, [](knp::PodView) {});
+            host().add(podWalks_, 1);
+        }
         for (knp::EventView e : u) {
             if (e.watchIndex() >= objects_.size()) {
                 host().warning("watcher: event for unknown watch index " + std::to_string(e.watchIndex()));
@@ -93,6 +103,8 @@ public:
 private:
     std::array<std::set<std::string>, 2> objects_;  // namespace/name per watch
     bool published_ = false;
+    uint32_t podChanges_ = UINT32_MAX;
+    uint32_t podWalks_ = UINT32_MAX;
 };
 
 }  // namespace

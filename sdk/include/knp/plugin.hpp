@@ -251,7 +251,16 @@ private:
     const knp_event* e_;
 };
 
-// One update() call: a batch of events plus whether the host's pod index changed.
+// One pod that entered, left or changed in the host's index; see knp_pod_change.
+// `before`/`after` are null views when the pod was not / is no longer in the index.
+// OWNERSHIP: borrowed for the update() call. SINCE: 1.1
+struct PodChange {
+    PodView before;
+    PodView after;
+};
+
+// One update() call: a batch of events plus whether the host's pod index changed, and (from a
+// 1.1 host) which pods changed.
 // OWNERSHIP: borrowed for the call. THREAD: control thread. SINCE: 1.0
 class Update {
 public:
@@ -260,6 +269,19 @@ public:
     EventView operator[](size_t i) const noexcept { return EventView(a_->events[i]); }
     bool podsChanged() const noexcept { return (a_->flags & KNP_UPDATE_PODS_CHANGED) != 0; }
     const Host& host() const noexcept { return host_; }
+
+    // True when podChanges() lists every pod difference since this instance's previous
+    // update(); false means "walk host().forEachPod() to find out" (first update, a 1.0 host,
+    // the previous update() failed). SINCE: 1.1
+    bool hasPodChanges() const noexcept {
+        return podsChanged() && (a_->flags & KNP_UPDATE_POD_CHANGES) != 0 &&
+               KNP_HAS_MEMBER(knp_update_args, a_->struct_size, n_pod_changes);
+    }
+    size_t podChangeCount() const noexcept { return hasPodChanges() ? a_->n_pod_changes : 0; }
+    PodChange podChange(size_t i) const noexcept {
+        const knp_pod_change* c = a_->pod_changes[i];
+        return {PodView(c->before), PodView(c->after)};
+    }
 
     struct Iterator {
         const knp_event* const* p;

@@ -36,7 +36,7 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------- */
 
 #define KNP_ABI_MAJOR 1
-#define KNP_ABI_MINOR 0
+#define KNP_ABI_MINOR 1
 /* The one symbol a plugin exports. Changes with the major. */
 #define KNP_PLUGIN_ENTRY_SYMBOL "knp_plugin_entry_v1"
 
@@ -313,6 +313,31 @@ typedef struct knp_event {
 
 /* The host's pod index changed since the previous update() (pods, namespaces or nodes). */
 #define KNP_UPDATE_PODS_CHANGED 0x1u
+/*
+ * Set with KNP_UPDATE_PODS_CHANGED when `pod_changes` lists every difference between the pod
+ * index this instance's previous update() saw and the current one. Without it (the first
+ * update, an update after this instance's previous update() failed, a 1.0 host, or a host that
+ * chose not to compute one) a plugin that needs to know which pods changed walks for_each_pod.
+ * SINCE: 1.1
+ */
+#define KNP_UPDATE_POD_CHANGES 0x2u
+
+/*
+ * One pod that entered, left or changed in the host's pod index (the pods for_each_pod(0)
+ * walks) since the previous update(): `before` its view then (NULL: it was not in the index),
+ * `after` its view now (NULL: it left: deleted, terminal, or no IP). A change of any field of
+ * knp_pod counts, including its namespace's labels and its node's labels and addresses, so a
+ * namespace relabel lists every pod of that namespace. A listed pod's two views may compare
+ * equal in every field a plugin reads; each pod is listed at most once.
+ * OWNERSHIP: borrowed for the update() call, both views included; copy what you keep.
+ * SINCE: 1.1
+ */
+typedef struct knp_pod_change {
+    uint32_t struct_size;
+    uint32_t reserved;
+    const knp_pod* before;
+    const knp_pod* after;
+} knp_pod_change;
 
 /* SINCE: 1.0. OWNERSHIP: borrowed for the call. */
 typedef struct knp_update_args {
@@ -320,6 +345,9 @@ typedef struct knp_update_args {
     uint32_t flags; /* KNP_UPDATE_* */
     const knp_event* const* events;
     size_t n_events;
+    /* SINCE 1.1 (check KNP_HAS_MEMBER): meaningful only with KNP_UPDATE_POD_CHANGES. */
+    const knp_pod_change* const* pod_changes;
+    size_t n_pod_changes;
 } knp_update_args;
 
 /*

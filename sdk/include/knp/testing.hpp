@@ -300,18 +300,30 @@ public:
     // log_enabled answers true for levels up to this one (default KNP_LOG_DEBUG).
     void setLogLevel(int32_t maxLevel) noexcept { logLevel_ = maxLevel; }
 
-    // The pod index that for_each_pod walks, in insertion order.
-    void addPod(OwnedPod pod) { pods_.push_back(std::move(pod)); }
+    // The pod index that for_each_pod walks, in insertion order. Changing a pod is removePod
+    // then addPod. The host records what changed since the previous update() and hands it to
+    // the plugin as knp_update_args.pod_changes (ABI 1.1), as knpd does; see setPodChanges().
+    void addPod(OwnedPod pod) {
+        if (baseline_) changed_.try_emplace({pod.podNamespace(), pod.name()});
+        pods_.push_back(std::move(pod));
+    }
     bool removePod(std::string_view podNamespace, std::string_view name) {
         for (auto it = pods_.begin(); it != pods_.end(); ++it) {
             if (it->podNamespace() == podNamespace && it->name() == name) {
+                forget(std::move(*it));
                 pods_.erase(it);
                 return true;
             }
         }
         return false;
     }
-    void clearPods() noexcept { pods_.clear(); }
+    void clearPods() {
+        for (OwnedPod& p : pods_) forget(std::move(p));
+        pods_.clear();
+    }
+    // Whether Harness::update(true) lists the changed pods (KNP_UPDATE_POD_CHANGES; default
+    // on). Off, a plugin must walk for_each_pod to learn what changed, as with a 1.0 host.
+    void setPodChanges(bool on) noexcept { podChanges_ = on; }
 
     // The fake clock monotonic_ns reads; starts at 1 s so that 0 never looks like "unset".
     void advanceClock(uint64_t ns) noexcept { clock_.fetch_add(ns, std::memory_order_relaxed); }
@@ -468,11 +480,50 @@ private:
         return 0;
     }
 
+    friend class Harness;
+
+    // A pod leaving the index: its view as of the previous update() stays alive until the next
+    // one, as `before`. A pod added and removed between two updates was never seen: no change.
+    void forget(OwnedPod&& pod) {
+        if (!baseline_) return;
+        auto it = changed_.find({pod.podNamespace(), pod.name()});
+        if (it == changed_.end()) {
+            changed_.emplace(std::pair{pod.podNamespace(), pod.name()}, std::move(pod));
+        } else if (!it->second) {
+            changed_.erase(it);
+        }
+    }
+
+    // The changes since the previous update(), as the ABI lists them; the views stay valid until
+    // endUpdate(). Searching pods_ from the back finds a freshly added pod at once.
+    std::vector<knp_pod_change> podChanges() const {
+        std::vector<knp_pod_change> out;
+        for (const auto& [key, before] : changed_) {
+            knp_pod_change c{};
+            c.struct_size = sizeof c;
+            c.before = before ? before->get() : nullptr;
+            for (auto it = pods_.rbegin(); it != pods_.rend(); ++it) {
+                if (it->podNamespace() == key.first && it->name() == key.second) {
+                    c.after = it->get();
+                    break;
+                }
+            }
+            if (c.before != nullptr || c.after != nullptr) out.push_back(c);
+        }
+        return out;
+    }
+    void endUpdate() { changed_.clear(); }
+
     knp_host_api api_{};
     const std::thread::id control_;
     std::string nodeName_;
     std::atomic<int32_t> logLevel_{KNP_LOG_DEBUG};
     std::vector<OwnedPod> pods_;
+    // Pods added or removed since the previous update(), by namespace/name, with the removed
+    // one's old view (nullopt: it was not in the index then).
+    std::map<std::pair<std::string, std::string>, std::optional<OwnedPod>> changed_;
+    bool podChanges_ = true;
+    bool baseline_ = false;  // the plugin saw the index at its last update(): track changes
     bool inUpdate_ = false;  // control thread only
     std::atomic<uint64_t> clock_{1'000'000'000};
     std::atomic<uint64_t> updateRequests_{0};
@@ -642,6 +693,16 @@ public:
         a.flags = podsChanged ? KNP_UPDATE_PODS_CHANGED : 0;
         a.events = ptrs.data();
         a.n_events = ptrs.size();
+        // The pod delta, when the plugin saw the previous index (its last update succeeded).
+        std::vector<knp_pod_change> changes;
+        std::vector<const knp_pod_change*> changePtrs;
+        if (podsChanged && host_.podChanges_ && host_.baseline_) {
+            changes = host_.podChanges();
+            for (const knp_pod_change& c : changes) changePtrs.push_back(&c);
+            a.flags |= KNP_UPDATE_POD_CHANGES;
+            a.pod_changes = changePtrs.data();
+            a.n_pod_changes = changePtrs.size();
+        }
         knp_update_result out{};
         out.struct_size = sizeof out;
         ErrorBuffers e;
@@ -651,6 +712,9 @@ public:
             s.rc = d_->update(plugin_, &a, &out, &e.c);
         }
         pending_.clear();
+        // Without PODS_CHANGED the plugin is not told about pod changes yet: keep them.
+        if (podsChanged || !host_.baseline_) host_.endUpdate();
+        host_.baseline_ = s.rc == KNP_OK;
         if (s.rc != KNP_OK) {
             e.into(s);
             return s;
