@@ -18,6 +18,8 @@
 #include <vector>
 
 #include <boost/json/object.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <knp/plugin_api.h>
 
 #include "common/result.hpp"
@@ -78,6 +80,9 @@ public:
     };
     struct PodEntry {
         std::string name, ns, uid, nodeName;
+        // The entries its view's namespace and node fields point into, kept alive with it.
+        std::shared_ptr<const NamespaceEntry> nsRef;
+        std::shared_ptr<const NodeEntry> nodeRef;
         Labels labels;
         std::vector<std::string> portNames;
         std::vector<knp_container_port> ports;
@@ -88,15 +93,17 @@ public:
 
 private:
     friend class ClusterState;
+    const PodEntry* entry(std::string_view ns, std::string_view name) const noexcept;
     std::string localNode_;
-    std::vector<std::unique_ptr<NamespaceEntry>> namespaces_;
-    std::vector<std::unique_ptr<NodeEntry>> nodes_;
-    std::vector<std::unique_ptr<PodEntry>> pods_;
-    std::unordered_map<std::array<uint8_t, 16>, const PodEntry*, AddrHash> byIp_;
-    std::unordered_set<std::array<uint8_t, 16>, AddrHash> nodeAddresses_;
-    std::unordered_set<std::array<uint8_t, 16>, AddrHash> localAddresses_;
+    // Immutable entries, shared with the snapshots built before and after this one.
+    std::vector<std::shared_ptr<const NodeEntry>> nodes_;
+    std::vector<std::shared_ptr<const PodEntry>> pods_;
+    // Open addressing (Boost 1.81's flat containers): one allocation per build instead of one
+    // per pod, and a lookup on the data path reads one group of slots.
+    boost::unordered_flat_map<std::array<uint8_t, 16>, const PodEntry*, AddrHash> byIp_;
+    boost::unordered_flat_set<std::array<uint8_t, 16>, AddrHash> nodeAddresses_;
+    boost::unordered_flat_set<std::array<uint8_t, 16>, AddrHash> localAddresses_;
     std::vector<knp_addr> localPodIps_;
-    std::map<std::pair<std::string_view, std::string_view>, const PodEntry*> byName_;
     uint64_t generation_ = 0;
     struct Delta {
         uint64_t baseGeneration = 0;
@@ -128,6 +135,8 @@ public:
         };
         std::vector<Port> ports;
         std::vector<knp_addr> ips;
+        // The snapshot entry built from this state; null until the next build, or after a change.
+        std::shared_ptr<const ClusterSnapshot::PodEntry> entry;
     };
     struct Namespace {
         std::map<std::string, std::string> labels;
@@ -148,6 +157,9 @@ private:
     std::set<std::string> dirtyNamespaces_, dirtyNodes_;
     uint64_t generation_ = 0;
     std::shared_ptr<const ClusterSnapshot> last_;
+    // The current entries of namespaces and nodes, reused by builds until an event touches them.
+    std::map<std::string, std::shared_ptr<const ClusterSnapshot::NamespaceEntry>> nsEntries_;
+    std::map<std::string, std::shared_ptr<const ClusterSnapshot::NodeEntry>> nodeEntries_;
 };
 
 }  // namespace knp::host

@@ -171,3 +171,39 @@ TEST_CASE("each build lists the pods that changed since the one before it (ABI 1
     REQUIRE(s4->podChangesSince(s3->generation()) != nullptr);
     CHECK(s4->podChangesSince(s3->generation())->empty());
 }
+
+TEST_CASE("a build shares every entry no event touched with the build before it") {
+    ClusterState st;
+    auto pod = [](const char* name, const char* ns, const char* node, const char* ip) {
+        return obj(fmt::format(R"({{"metadata":{{"name":"{}","namespace":"{}"}},"spec":{{"nodeName":"{}"}},
+                                 "status":{{"podIP":"{}"}}}})",
+                               name, ns, node, ip)
+                       .c_str());
+    };
+    REQUIRE(st.apply(KNP_EVENT_ADDED, CoreKind::Pod, pod("a", "d", "n1", "10.0.0.1")));
+    REQUIRE(st.apply(KNP_EVENT_ADDED, CoreKind::Pod, pod("b", "d", "n2", "10.0.0.2")));
+    REQUIRE(st.apply(KNP_EVENT_ADDED, CoreKind::Pod, pod("c", "e", "n1", "10.0.0.3")));
+    auto s1 = st.build("n1");
+    REQUIRE(st.apply(KNP_EVENT_MODIFIED, CoreKind::Pod, pod("a", "d", "n1", "10.0.0.1")));
+    auto s2 = st.build("n1");
+    CHECK(s2->find("d", "a") != s1->find("d", "a"));  // touched: built again
+    CHECK(s2->find("d", "b") == s1->find("d", "b"));  // the same view, not a copy
+    CHECK(s2->lookup(ip("10.0.0.2")) == s1->lookup(ip("10.0.0.2")));
+    // A namespace's or a node's change rebuilds the views that carry its labels, and only those.
+    REQUIRE(st.apply(KNP_EVENT_ADDED, CoreKind::Namespace, obj(R"({"metadata":{"name":"e","labels":{"t":"1"}}})")));
+    REQUIRE(st.apply(KNP_EVENT_ADDED, CoreKind::Node, obj(R"({"metadata":{"name":"n2","labels":{"z":"1"}}})")));
+    auto s3 = st.build("n1");
+    const knp_pod* c = s3->find("e", "c");
+    REQUIRE(c != nullptr);
+    CHECK(c != s2->find("e", "c"));
+    REQUIRE(c->n_namespace_labels == 2);
+    CHECK(sv(c->namespace_labels[1].key) == "t");
+    const knp_pod* b = s3->find("d", "b");
+    REQUIRE(b != nullptr);
+    CHECK(b != s2->find("d", "b"));
+    REQUIRE(b->n_node_labels == 1);
+    CHECK(s3->find("d", "a") == s2->find("d", "a"));
+    // Older snapshots keep their own views intact.
+    CHECK(s1->find("e", "c")->n_namespace_labels == 1);
+    CHECK(s2->find("d", "b")->n_node_labels == 0);
+}
