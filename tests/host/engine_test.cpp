@@ -212,3 +212,21 @@ TEST_CASE("a plugin that saw the previous build is told which pods changed; one 
     CHECK(metric("watcher_pod_walks") == 2);
     CHECK(metric("watcher_pod_changes") == 1);
 }
+
+TEST_CASE("a plugin built for ABI 1.0 never sees the 1.1 pod delta flag") {
+    // minor_zero fails any update carrying a flag 1.0 did not define.
+    auto p = loadPipelineText("  - name: old\n    library: minor_zero\n  - name: w\n    library: watcher\n");
+    REQUIRE(p.ok());
+    ClusterState state;
+    for (const char* app : {"x", "y", "z"}) {
+        auto o = boost::json::parse(fmt::format(
+            R"({{"metadata":{{"name":"a","namespace":"d","labels":{{"app":"{}"}}}},"status":{{"podIP":"10.0.0.1"}}}})",
+            app));
+        REQUIRE(state.apply(KNP_EVENT_MODIFIED, CoreKind::Pod, o.as_object()).ok());
+        auto errors = (*p)->flush(KNP_UPDATE_PODS_CHANGED, *state.build("n1"));
+        CHECK(errors.empty());
+    }
+    // ...while the 1.1 plugin next to it got the list on every update after the first.
+    for (const auto& m : (*p)->instances()[1]->pluginMetrics())
+        if (m.name == "watcher_pod_changes") CHECK(m.value == 2);
+}
