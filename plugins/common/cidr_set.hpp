@@ -24,6 +24,11 @@ namespace knp::policy {
 // Host bits are allowed and masked off, as the API server's ParseCIDR does.
 std::optional<knp_cidr> parseKubeCidr(std::string_view text) noexcept;
 
+// The host prefix of one address: /32 for IPv4, /128 for IPv6 (an interest's local endpoint).
+inline knp_cidr hostPrefix(const knp_addr& a) noexcept {
+    return knp_cidr{a, uint8_t(a.family == KNP_FAMILY_IPV4 ? 32 : 128), {}};
+}
+
 // True when `inner` is a strict subset of `outer`: same family, longer prefix, inside it.
 bool strictSubset(const knp_cidr& inner, const knp_cidr& outer) noexcept;
 
