@@ -117,6 +117,10 @@ void Dataplane::reclaim() {
 }
 
 Status Dataplane::stop() {
+    // All queues drain at once, under one deadline.
+    uint64_t deadline =
+        monotonicNowNs() + static_cast<uint64_t>(std::chrono::nanoseconds(options_.drainTimeout).count());
+    for (auto& r : readers_) r->drain(deadline);
     for (auto& r : readers_) r->stop();
     if (options_.removeOnStop) return ruleset_.remove();
     return okStatus();

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,6 +34,8 @@ struct DataplaneOptions {
     RulesetOptions ruleset;     // queueNum/queueCount/bypass describe the queues below
     QueueOptions queue;         // num is the first queue; one reader per queue
     bool removeOnStop = false;  // fail-closed: delete the table on a clean shutdown
+    // stop(): how long the readers may take to answer the packets already queued.
+    std::chrono::milliseconds drainTimeout{2000};
 };
 
 // Ruleset applies as publish() sees them. Written on the control thread, read anywhere.
@@ -60,9 +63,19 @@ public:
     Status publish(std::shared_ptr<const PipelineSnapshot> pipeline, std::shared_ptr<const ClusterSnapshot> cluster);
     // Frees views no reader can still see. Call periodically.
     void reclaim();
-    // Stops the readers; fail-closed also removes the table. Rules stay otherwise, so an
-    // upgrade or restart opens no gap (queue bypass lets traffic through meanwhile).
+    // Drains the queues (every packet already queued gets its verdict, within drainTimeout;
+    // see QueueReader), stops the readers, then fail-closed removes the table. Rules stay
+    // otherwise, so an upgrade or restart opens no gap (queue bypass lets traffic through
+    // meanwhile). Table removal comes last because unregistering a hook makes the kernel drop
+    // every packet still queued in the namespace.
     Status stop();
+
+    // The publication count: each publish() advances it. With reclaimedThrough() it tells when
+    // nothing published up to then can still be seen: the owner of what those views reference
+    // (a replaced Pipeline, whose instances release their snapshots) may then go.
+    uint64_t epoch() const noexcept { return epoch_.load(); }
+    // Every view replaced at or before `epoch` has been freed. Control thread.
+    bool reclaimedThrough(uint64_t epoch) const noexcept { return retired_.empty() || retired_.front().second > epoch; }
 
     // Runs `fn` against the current view (nullptrs before the first publish) while holding it
     // through the observer slot: valid for the call, freed later by the control thread. Keep

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -112,6 +113,13 @@ void QueueReader::start() {
     thread_ = std::thread([this] { run(); });
 }
 
+void QueueReader::drain(uint64_t deadlineNs) noexcept {
+    if (!thread_.joinable()) return;
+    drainDeadlineNs_.store(std::max<uint64_t>(deadlineNs, 1));
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_.get(), &one, sizeof one);
+}
+
 void QueueReader::stop() {
     if (!thread_.joinable()) return;
     uint64_t one = 1;
@@ -157,45 +165,90 @@ void QueueReader::handle(const nlmsghdr* nlh, char*& out) noexcept {
     out += NLMSG_ALIGN(v->nlmsg_len);
 }
 
+void QueueReader::flushVerdicts(char*& out) noexcept {
+    // Verdicts go out in arrival order, many per sendto; a full buffer is sent before the next.
+    if (out == out_.data()) return;
+    sockaddr_nl kernel{};
+    kernel.nl_family = AF_NETLINK;
+    if (::sendto(mnl_socket_get_fd(nl_.get()), out_.data(), static_cast<size_t>(out - out_.data()), 0,
+                 reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0)
+        stats_.receiveErrors.fetch_add(1, std::memory_order_relaxed);
+    out = out_.data();
+}
+
+int QueueReader::readBurst(char*& out, int rounds) noexcept {
+    int fd = mnl_socket_get_fd(nl_.get());
+    int received = 0;
+    judge_.begin(index_);
+    for (; received < rounds; ++received) {
+        // A drain asked for: stop taking from the socket, so the kernel is told to queue nothing
+        // more before the backlog is read (run() goes on with runDrain()).
+        if (received > 0 && drainDeadlineNs_.load(std::memory_order_relaxed) != 0) break;
+        ssize_t n = ::recv(fd, in_.data(), in_.size(), MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ENOBUFS)
+                stats_.receiveErrors.fetch_add(1, std::memory_order_relaxed);
+            break;
+        }
+        int len = static_cast<int>(n);
+        for (auto* nlh = reinterpret_cast<const nlmsghdr*>(in_.data()); mnl_nlmsg_ok(nlh, len);
+             nlh = mnl_nlmsg_next(nlh, &len)) {
+            if (nlh->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) continue;
+            if (out_.data() + out_.size() - out < static_cast<ptrdiff_t>(kVerdictRoom)) flushVerdicts(out);
+            handle(nlh, out);
+        }
+    }
+    judge_.done(index_);
+    flushVerdicts(out);
+    return received;
+}
+
+void QueueReader::runDrain(char*& out) noexcept {
+    // Queue nothing more for us: with a maximum length of 0 and F_FAIL_OPEN the kernel accepts
+    // each new packet itself. The change is made under the queue lock, so once sendto returns,
+    // every packet still queued has its message in our socket. No ack is asked for: a refusal
+    // (a kernel without the attribute) only means the backlog keeps growing until the deadline.
+    char buf[MNL_SOCKET_BUFFER_SIZE];
+    nlmsghdr* nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, options_.num);
+    nfq_nlmsg_cfg_put_qmaxlen(nlh, 0);
+    mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_FAIL_OPEN));
+    mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_FAIL_OPEN));
+    if (mnl_socket_sendto(nl_.get(), nlh, nlh->nlmsg_len) < 0)
+        stats_.receiveErrors.fetch_add(1, std::memory_order_relaxed);
+    int fd = mnl_socket_get_fd(nl_.get());
+    uint64_t deadline = drainDeadlineNs_.load();
+    uint64_t before = stats_.packets.load(std::memory_order_relaxed);
+    // Answer until the socket has stayed empty for a moment (the backlog is finite), or the
+    // deadline passes.
+    constexpr int kQuietMs = 20;
+    while (true) {
+        readBurst(out, 64);
+        uint64_t now = monotonicNowNs();
+        if (now >= deadline) break;
+        int wait = static_cast<int>(std::min<uint64_t>(kQuietMs, (deadline - now) / 1000000 + 1));
+        pollfd p{fd, POLLIN, 0};
+        int r = ::poll(&p, 1, wait);
+        if (r == 0) break;
+        if (r < 0 && errno != EINTR) break;
+    }
+    drained_.store(stats_.packets.load(std::memory_order_relaxed) - before, std::memory_order_relaxed);
+}
+
 void QueueReader::run() noexcept {
     int fd = mnl_socket_get_fd(nl_.get());
     pollfd fds[2] = {{fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}};
     char* out = out_.data();
-    // Verdicts go out in arrival order, many per sendto; a full buffer is sent before the next.
-    auto flush = [&] {
-        if (out == out_.data()) return;
-        sockaddr_nl kernel{};
-        kernel.nl_family = AF_NETLINK;
-        if (::sendto(fd, out_.data(), static_cast<size_t>(out - out_.data()), 0, reinterpret_cast<sockaddr*>(&kernel),
-                     sizeof kernel) < 0)
-            stats_.receiveErrors.fetch_add(1, std::memory_order_relaxed);
-        out = out_.data();
-    };
     while (true) {
         if (::poll(fds, 2, -1) < 0) {
             if (errno == EINTR) continue;
             break;
         }
-        if (fds[1].revents != 0) break;
-        judge_.begin(index_);
-        // Drain what is waiting (bounded, so verdicts are never held back for long).
-        for (int burst = 0; burst < 64; ++burst) {
-            ssize_t n = ::recv(fd, in_.data(), in_.size(), MSG_DONTWAIT);
-            if (n < 0) {
-                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ENOBUFS)
-                    stats_.receiveErrors.fetch_add(1, std::memory_order_relaxed);
-                break;
-            }
-            int len = static_cast<int>(n);
-            for (auto* nlh = reinterpret_cast<const nlmsghdr*>(in_.data()); mnl_nlmsg_ok(nlh, len);
-                 nlh = mnl_nlmsg_next(nlh, &len)) {
-                if (nlh->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) continue;
-                if (out_.data() + out_.size() - out < static_cast<ptrdiff_t>(kVerdictRoom)) flush();
-                handle(nlh, out);
-            }
+        if (fds[1].revents != 0) {
+            if (drainDeadlineNs_.load() != 0) runDrain(out);
+            break;
         }
-        judge_.done(index_);
-        flush();
+        // Drain what is waiting (bounded, so verdicts are never held back for long).
+        readBurst(out, 64);
     }
 }
 

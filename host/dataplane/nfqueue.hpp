@@ -5,7 +5,17 @@
 // round in one sendmsg, in arrival order. Accepts carry the conntrack label that lets the
 // rest of the flow bypass userspace. Nothing in the loop allocates or locks.
 //
-// THREAD: start() and stop() from the control thread; the reader thread owns the socket.
+// Drain (a clean shutdown): the reader tells the kernel to queue nothing more for it (queue
+// length 0 with F_FAIL_OPEN: the kernel accepts new packets itself), which leaves a finite
+// backlog, all of it already in the socket (the kernel sends each packet's message under the
+// queue lock as it queues it). The reader answers that backlog, then stops. Closing a queue's
+// socket or unregistering a hook (deleting the table) makes the kernel drop whatever is still
+// queued, so a drained queue is the only kind that is safe to close under traffic. The
+// packets the kernel accepts meanwhile are what any shutdown lets through: fail-open leaves
+// rules with bypass, fail-closed deletes the table right after.
+//
+// THREAD: start(), drain() and stop() from the control thread; the reader thread owns the
+// socket.
 #pragma once
 
 #include <array>
@@ -88,7 +98,14 @@ public:
     ~QueueReader();
 
     void start();
-    void stop();  // wakes the thread and joins it; the queue is unbound when the socket closes
+    // Asks the reader to drain (see above) and returns at once; stop() then waits for it. The
+    // reader gives up at `deadlineNs` (monotonicNowNs() clock) if packets keep coming.
+    void drain(uint64_t deadlineNs) noexcept;
+    // Wakes the thread and joins it (after the drain, if one was asked for); the queue is
+    // unbound when the socket closes.
+    void stop();
+    // Packets answered during the drain (after the kernel stopped queueing for us).
+    uint64_t drained() const noexcept { return drained_.load(std::memory_order_relaxed); }
     const QueueStats& stats() const noexcept { return stats_; }
     const PacketMetrics& packetMetrics() const noexcept { return metrics_; }
     uint16_t num() const noexcept { return options_.num; }
@@ -96,6 +113,10 @@ public:
 private:
     QueueReader(const QueueOptions& options, unsigned index, PacketJudge& judge);
     void run() noexcept;
+    // Reads and answers what is waiting (at most `rounds` receives); the receives that had data.
+    int readBurst(char*& out, int rounds) noexcept;
+    void runDrain(char*& out) noexcept;
+    void flushVerdicts(char*& out) noexcept;
     void handle(const struct nlmsghdr* nlh, char*& out) noexcept;
 
     QueueOptions options_;
@@ -103,7 +124,9 @@ private:
     PacketJudge& judge_;
     sys::MnlSocket nl_;
     uint32_t portId_ = 0;
-    sys::Fd wake_;  // eventfd: stop() writes it
+    sys::Fd wake_;                              // eventfd: drain() and stop() write it
+    std::atomic<uint64_t> drainDeadlineNs_{0};  // 0: stop without draining
+    std::atomic<uint64_t> drained_{0};
     std::thread thread_;
     QueueStats stats_;
     PacketMetrics metrics_;

@@ -3,17 +3,18 @@
 // config when run as a pod), or from a state file (--state, re-read on SIGHUP) — the same
 // objects `knpctl simulate` takes, for labs and tests without an API server.
 //
-// Signals: SIGTERM/SIGINT stop cleanly (fail-closed also removes the table); SIGHUP reloads
-// the state. A reload that fails (a malformed file, a plugin error) is logged in one line and
-// the previous state stays in force.
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
-
+// Signals: SIGHUP, or a change of pipeline.yaml on disk, reloads (state/enforcement.hpp: a
+// new pipeline goes into force only once it is complete; a bad file is one line and the
+// running pipeline stays). SIGTERM/SIGINT stop: the watches first, then every packet already
+// queued gets its verdict (bounded), then fail-closed removes the table; the process is out
+// within kExitDeadline whatever hangs (knpd/signals.hpp).
 #include <poll.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -24,12 +25,8 @@
 #include "ops/exposition.hpp"
 #include "ops/health.hpp"
 #include "ops/ops_server.hpp"
-#include "pipeline/config.hpp"
-#include "pipeline/pipeline.hpp"
-#include "state/state_file.hpp"
-#include "state/kube_sync.hpp"
-#include "state/state_sync.hpp"
-#include "sys/handles.hpp"
+#include "knpd/signals.hpp"
+#include "state/enforcement.hpp"
 
 using namespace knp::host;
 
@@ -54,19 +51,14 @@ struct Flags {
     std::string socketPath = kDefaultControlSocket;
 };
 
+// Packets already queued at a stop get their verdicts within this; the process exits within
+// kExitDeadline of the stop signal even if something hangs.
+constexpr std::chrono::milliseconds kDrainTimeout{2000};
+constexpr std::chrono::milliseconds kExitDeadline{5000};
+
 int fail(const Error& e) {
     logf(LogLevel::Error, "knpd: {}", e.message);
     return 1;
-}
-
-// Loads the state file and applies it; on failure nothing changes.
-Status reload(const Flags& f, StateSync& sync, const Pipeline& pipeline, Dataplane& dp) {
-    auto objects = loadStateFile(f.state);
-    if (!objects) return std::move(objects).error();
-    auto out = sync.sync(*objects);
-    if (!out) return std::move(out).error();
-    for (const auto& e : out->errors) logf(LogLevel::Error, "{}", e.message);
-    return dp.publish(pipeline.current(), out->cluster);
 }
 
 }  // namespace
@@ -123,21 +115,23 @@ int main(int argc, char** argv) {
     if (f.metricsBindAddress != "0" && !f.metricsBindAddress.empty())
         if (auto a = parseBindAddress(f.metricsBindAddress); !a) return fail(a.error());
 
-    // Signals are read synchronously from a signalfd: no handler runs on an arbitrary thread.
-    sigset_t signals;
-    sigemptyset(&signals);
-    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread starts: they inherit it
-    sys::Fd sigfd(signalfd(-1, &signals, SFD_CLOEXEC));
-    if (!sigfd) return fail(makeError("signalfd: {}", std::strerror(errno)));
+    // Before any other thread starts: they inherit the blocked signals.
+    auto signals = SignalThread::start(kExitDeadline);
+    if (!signals) return fail(signals.error());
 
-    auto cfg = parsePipelineFile(f.pipeline);
-    if (!cfg) return fail(cfg.error());
-    LoadOptions lo;
-    lo.searchPath = PluginSearchPath::standard(f.pluginDirs);
-    lo.nodeName = f.hostname;
-    auto pipeline = Pipeline::load(*cfg, lo);
-    if (!pipeline) return fail(pipeline.error());
+    EnforcementOptions eo;
+    eo.pipelinePath = f.pipeline;
+    eo.load.searchPath = PluginSearchPath::standard(f.pluginDirs);
+    eo.load.nodeName = f.hostname;
+    eo.statePath = f.state;
+    if (f.state.empty()) {
+        auto kc = f.kubeconfig.empty() ? kube::inClusterConfig() : kube::loadKubeconfig(f.kubeconfig, f.kubeContext);
+        if (!kc) return fail(kc.error());
+        eo.kube = std::move(*kc);
+    }
+    // Declared before the dataplane, destroyed after it: the dataplane's last views hold
+    // snapshots of the pipelines it owns.
+    std::unique_ptr<Enforcement> enforcement;
 
     auto method = detectQueueMethod();
     if (!method) return fail(method.error());
@@ -150,6 +144,7 @@ int main(int argc, char** argv) {
     dopts.queue.maxLen = f.queueLength;
     dopts.queue.failOpen = f.failOpen;
     dopts.removeOnStop = !f.failOpen;
+    dopts.drainTimeout = kDrainTimeout;
     Dataplane dp(dopts, *method);
     // Readers first: once the rules queue traffic, someone is there to answer.
     if (auto s = dp.start(); !s) return fail(s.error());
@@ -163,7 +158,6 @@ int main(int argc, char** argv) {
     AgentOps agent(dp,
                    {f.hostname, f.pipeline, *method == QueueMethod::Expression ? "expression" : "compat", f.failOpen},
                    metrics, livez, readyz);
-    agent.pipelineLoaded(**pipeline);
     auto ops = OpsServer::start({f.metricsBindAddress, f.socketPath, /*tolerateBindErrors=*/true}, agent.handlers());
     if (!ops) {
         (void)dp.stop();
@@ -174,84 +168,52 @@ int main(int argc, char** argv) {
     if ((*ops)->socketServed()) logKV(LogLevel::Info, "knpd: control socket", {{"path", f.socketPath}});
     // --- end ops ---
 
-    auto enforcing = [&] {
-        logf(LogLevel::Info,
-             "knpd: enforcing node={:?} pipeline={:?} instances={} table=inet/{} queues={}-{} method={:?} fail-open={}",
-             f.hostname, f.pipeline, (*pipeline)->instances().size(), f.table, f.queueId, f.queueId + f.queueCount - 1,
-             queueMethodName(*method), f.failOpen);
-    };
-    // The cluster's source: a state file, or the API server's watches.
-    StateSync sync(**pipeline, f.hostname);
-    std::unique_ptr<kube::WatchManager> watches;
-    std::unique_ptr<KubeSync> kubeSync;
-    if (!f.state.empty()) {
-        if (auto s = reload(f, sync, **pipeline, dp); !s) {
-            (void)dp.stop();
-            return fail(s.error());
-        }
-        clusterLoaded->set(true, fmt::format("{} loaded", f.state));
-        enforcing();
-    } else {
-        auto kc = f.kubeconfig.empty() ? kube::inClusterConfig() : kube::loadKubeconfig(f.kubeconfig, f.kubeContext);
-        auto wm = kc ? kube::WatchManager::create(*kc) : Result<std::unique_ptr<kube::WatchManager>>(kc.error());
-        if (!wm) {
-            (void)dp.stop();
-            return fail(wm.error());
-        }
-        watches = std::move(*wm);
-        kubeSync = std::make_unique<KubeSync>(**pipeline, *watches, f.hostname);
-        Status s = kubeSync->addTargets();
-        if (s) s = watches->start();
-        if (!s) {
-            (void)dp.stop();
-            return fail(s.error());
-        }
-        logf(LogLevel::Info, "knpd: watching {} ({} targets); enforcing once every watch has synced",
-             watches->config().source, watches->targets().size());
+    // The pipeline and the cluster's source (a state file, or the API server's watches).
+    auto started = Enforcement::start(std::move(eo), dp, agent);
+    if (!started) {
+        (*ops)->stop();
+        (void)dp.stop();
+        return fail(started.error());
     }
+    enforcement = std::move(*started);
+    bool enforcing = false;
 
     bool running = true;
     while (running) {
-        pollfd pfds[2] = {{sigfd.get(), POLLIN, 0}, {watches ? watches->eventFd() : -1, POLLIN, 0}};
-        int r = poll(pfds, watches ? 2 : 1, dp.retired() > 0 ? 50 : 1000);
-        dp.reclaim();
-        agent.heartbeat();
-        if (r <= 0) continue;
-        if (watches && (pfds[1].revents & POLLIN) != 0) {
-            bool first = !kubeSync->synced();
-            KubeSync::Outcome out = kubeSync->poll();
-            // A malformed object or a failing plugin update is one line; the rest goes on, and
-            // what was last known keeps being enforced.
-            for (const auto& e : out.errors) logf(LogLevel::Error, "{}", e.message);
-            if (out.cluster) {
-                if (auto s = dp.publish((*pipeline)->current(), out.cluster); !s)
-                    logf(LogLevel::Error, "knpd: {}", s.error().message);
-                if (first) {
-                    clusterLoaded->set(true, "every watch has synced");
-                    enforcing();
-                }
-            }
+        if (enforcing != enforcement->enforcing()) {
+            enforcing = true;
+            clusterLoaded->set(
+                true, f.state.empty() ? std::string("every watch has synced") : fmt::format("{} loaded", f.state));
+            logf(LogLevel::Info,
+                 "knpd: enforcing node={:?} pipeline={:?} instances={} table=inet/{} queues={}-{} method={:?} "
+                 "fail-open={}",
+                 f.hostname, f.pipeline, enforcement->pipeline().instances().size(), f.table, f.queueId,
+                 f.queueId + f.queueCount - 1, queueMethodName(*method), f.failOpen);
         }
-        if ((pfds[0].revents & POLLIN) == 0) continue;
-        signalfd_siginfo si{};
-        if (::read(sigfd.get(), &si, sizeof si) != sizeof si) continue;
-        if (si.ssi_signo == SIGHUP && f.state.empty()) {
-            logf(LogLevel::Info, "knpd: SIGHUP: nothing to reload in API-server mode");
-        } else if (si.ssi_signo == SIGHUP) {
-            if (auto s = reload(f, sync, **pipeline, dp); !s) {
-                logf(LogLevel::Error, "knpd: reload failed, still enforcing the previous state: {}", s.error().message);
+        std::vector<pollfd> pfds{{(*signals)->fd(), POLLIN, 0}};
+        for (int fd : enforcement->fds()) pfds.push_back({fd, POLLIN, 0});
+        int r = poll(pfds.data(), pfds.size(), enforcement->timeoutMs());
+        if (r > 0) enforcement->poll();
+        enforcement->tick();
+        agent.heartbeat();
+        while (auto sig = (*signals)->next()) {
+            if (*sig == SIGHUP) {
+                enforcement->reload(Enforcement::Trigger::Signal);
             } else {
-                logf(LogLevel::Info, "knpd: reloaded {:?}", f.state);
+                running = false;
+                break;
             }
-        } else {
-            running = false;
         }
     }
-    if (watches) watches->stop();
-    (*ops)->stop();  // ops: no more scrapes or explains; the control socket is removed
+    // Stop taking new work: no more watch events or reloads; then no more scrapes or explains
+    // (the control socket is removed); then answer what is queued and leave.
+    enforcement->stop();
+    (*ops)->stop();
     Status s = dp.stop();
     if (!s) return fail(s.error());
-    logf(LogLevel::Info, "knpd: stopped ({})",
-         f.failOpen ? "fail-open: rules left in place" : "fail-closed: table removed");
+    uint64_t drained = 0;
+    for (const auto& r : dp.readers()) drained += r->drained();
+    logf(LogLevel::Info, "knpd: stopped ({}; {} queued packets answered while draining)",
+         f.failOpen ? "fail-open: rules left in place" : "fail-closed: table removed", drained);
     return 0;
 }

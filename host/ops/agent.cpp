@@ -26,8 +26,8 @@ namespace json = boost::json;
 namespace {
 
 // Collector keys: the registry writes families in key order.
-constexpr std::string_view kKeys[] = {"10-packets",   "20-queues",  "30-instances", "50-ruleset",
-                                      "60-readiness", "80-process", "90-build"};
+constexpr std::string_view kKeys[] = {"10-packets", "20-queues",    "30-instances", "40-watches", "45-reloads",
+                                      "50-ruleset", "60-readiness", "80-process",   "90-build"};
 // A control loop that has not come round for this long is wedged (it polls at least every
 // second).
 constexpr uint64_t kHeartbeatLimitNs = 60ull * 1000000000ull;
@@ -192,10 +192,12 @@ AgentOps::AgentOps(const Dataplane& dataplane, AgentInfo info, MetricsRegistry& 
     metrics_.add(std::string(kKeys[0]), [this](ExpositionWriter& w) { collectPackets(w); });
     metrics_.add(std::string(kKeys[1]), [this](ExpositionWriter& w) { collectQueues(w); });
     metrics_.add(std::string(kKeys[2]), [this](ExpositionWriter& w) { collectInstances(w); });
-    metrics_.add(std::string(kKeys[3]), [this](ExpositionWriter& w) { collectRuleset(w); });
-    metrics_.add(std::string(kKeys[4]), [this](ExpositionWriter& w) { collectReadiness(w); });
-    metrics_.add(std::string(kKeys[5]), collectProcess);
-    metrics_.add(std::string(kKeys[6]), collectBuild);
+    metrics_.add(std::string(kKeys[3]), [this](ExpositionWriter& w) { collectWatches(w); });
+    metrics_.add(std::string(kKeys[4]), [this](ExpositionWriter& w) { collectReloads(w); });
+    metrics_.add(std::string(kKeys[5]), [this](ExpositionWriter& w) { collectRuleset(w); });
+    metrics_.add(std::string(kKeys[6]), [this](ExpositionWriter& w) { collectReadiness(w); });
+    metrics_.add(std::string(kKeys[7]), collectProcess);
+    metrics_.add(std::string(kKeys[8]), collectBuild);
     livez_.add("ping", [] { return HealthResult{true, {}}; });
     livez_.add("control-loop", [this] {
         uint64_t age = monotonicNowNs() - heartbeatNs_.load(std::memory_order_relaxed);
@@ -223,6 +225,23 @@ void AgentOps::pipelineLoaded(const Pipeline& pipeline) {
 }
 
 void AgentOps::heartbeat() noexcept { heartbeatNs_.store(monotonicNowNs(), std::memory_order_relaxed); }
+
+void AgentOps::watching(const kube::WatchManager* watches) {
+    std::lock_guard lock(mutex_);
+    watches_ = watches;
+}
+
+void AgentOps::reloaded(Reload result) {
+    reloads_[static_cast<size_t>(result)].fetch_add(1, std::memory_order_relaxed);
+    if (result == Reload::Unchanged) return;
+    lastReloadOk_.store(result == Reload::Applied, std::memory_order_relaxed);
+    if (result == Reload::Applied) {
+        auto now = std::chrono::system_clock::now().time_since_epoch();
+        lastReloadOkUnixNs_.store(
+            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()),
+            std::memory_order_relaxed);
+    }
+}
 
 OpsHandlers AgentOps::handlers() const {
     OpsHandlers h;
@@ -354,6 +373,66 @@ void AgentOps::collectInstances(ExpositionWriter& w) const {
                 instances.push_back({st->instance, st->snapshot != nullptr});
         writeInstanceMetrics(w, instances);
     });
+}
+
+void AgentOps::collectWatches(ExpositionWriter& w) const {
+    // Nothing in state-file mode: the families only exist where there are watches.
+    std::lock_guard lock(mutex_);
+    if (watches_ == nullptr) return;
+    const std::vector<kube::WatchTarget>& targets = watches_->targets();
+    std::vector<kube::TargetHealth> health = watches_->health();
+    std::vector<std::string> names;
+    for (size_t i = 0; i < health.size() && i < targets.size(); ++i) names.push_back(targets[i].describe());
+    struct Family {
+        const char* name;
+        const char* type;
+        const char* help;
+        double (*value)(const kube::TargetHealth&);
+    };
+    static constexpr Family kFamilies[] = {
+        {"knp_watch_synced", "gauge", "1 once the watch has delivered its complete state (a missing resource counts).",
+         [](const kube::TargetHealth& h) { return h.synced ? 1.0 : 0.0; }},
+        {"knp_watch_missing", "gauge", "1 while the API server answers 404 for the resource (CRD not installed).",
+         [](const kube::TargetHealth& h) { return h.missing ? 1.0 : 0.0; }},
+        {"knp_watch_objects", "gauge", "Objects the watch currently holds.",
+         [](const kube::TargetHealth& h) { return static_cast<double>(h.objects); }},
+        {"knp_watch_relists_total", "counter", "Lists after the first (410 Gone, a resource that reappeared, ...).",
+         [](const kube::TargetHealth& h) { return static_cast<double>(h.relists); }},
+        {"knp_watch_watch_starts_total", "counter", "Watch requests the API server answered.",
+         [](const kube::TargetHealth& h) { return static_cast<double>(h.watchStarts); }},
+        {"knp_watch_events_total", "counter", "Events delivered (added, modified, deleted).",
+         [](const kube::TargetHealth& h) { return static_cast<double>(h.events); }},
+        {"knp_watch_failures_total", "counter", "Failed requests and broken streams.",
+         [](const kube::TargetHealth& h) { return static_cast<double>(h.failures); }},
+    };
+    for (const Family& f : kFamilies) {
+        w.family(f.name, f.type, f.help);
+        for (size_t i = 0; i < names.size(); ++i) w.sample(f.name, {{"watch", names[i]}}, f.value(health[i]));
+    }
+    w.family("knp_watch_last_event_age_seconds", "gauge",
+             "Since the watch's last sign of life: an event, a bookmark or a successful list.");
+    for (size_t i = 0; i < names.size(); ++i)
+        if (health[i].lastEventAge)
+            w.sample("knp_watch_last_event_age_seconds", {{"watch", names[i]}},
+                     std::chrono::duration<double>(*health[i].lastEventAge).count());
+}
+
+void AgentOps::collectReloads(ExpositionWriter& w) const {
+    w.family("knp_pipeline_reloads_total", "counter",
+             "pipeline.yaml reloads (SIGHUP or a change of the file) by result: applied, rejected (the running "
+             "pipeline stayed), unchanged.");
+    static constexpr std::string_view kResults[] = {"applied", "rejected", "unchanged"};
+    for (size_t i = 0; i < reloads_.size(); ++i)
+        w.sample("knp_pipeline_reloads_total", {{"result", kResults[i]}}, reloads_[i].load(std::memory_order_relaxed));
+    w.scalar("knp_pipeline_last_reload_successful", "gauge",
+             "0 when the last reload that changed something was rejected.",
+             lastReloadOk_.load(std::memory_order_relaxed) ? 1 : 0);
+    w.scalar("knp_pipeline_last_reload_success_timestamp_seconds", "gauge",
+             "When a changed pipeline last went into force (0: never since start).",
+             static_cast<double>(lastReloadOkUnixNs_.load(std::memory_order_relaxed)) / 1e9);
+    w.scalar("knp_pipeline_reload_pending", "gauge",
+             "1 while a new pipeline waits for its watches to sync before it replaces the running one.",
+             reloadPending_.load(std::memory_order_relaxed) ? 1 : 0);
 }
 
 void AgentOps::collectRuleset(ExpositionWriter& w) const {

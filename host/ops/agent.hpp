@@ -15,13 +15,19 @@
 //   knp_plugin_<name>[_total]                                what plugins define; instance, plugin
 //   knp_ruleset_{transactions,full_loads,apply_failures}_total, knp_ruleset_apply_duration_seconds,
 //   knp_ruleset_last_apply_timestamp_seconds
+//   knp_watch_{synced,missing,objects,last_event_age_seconds}                 gauges, watch
+//   knp_watch_{relists,watch_starts,events,failures}_total                   counters, watch
+//   knp_pipeline_reloads_total{result}, knp_pipeline_last_reload_successful,
+//   knp_pipeline_last_reload_success_timestamp_seconds, knp_pipeline_reload_pending
 //   knp_ready, knp_readiness_check{check}, knp_build_info{version}, process_*
 //
-// THREAD: construction, pipelineLoaded() and heartbeat() on the control thread; everything
+// THREAD: construction, pipelineLoaded(), watching(), reloaded() and heartbeat() on the
+// control thread; everything
 // else (collectors, checks, handle()) on the ops thread. Must be destroyed after the OpsServer
 // that calls it has stopped, and before the Dataplane.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <mutex>
 #include <string>
@@ -31,6 +37,7 @@
 #include <boost/json/object.hpp>
 
 #include "dataplane/dataplane.hpp"
+#include "kube/watch_manager.hpp"
 #include "ops/exposition.hpp"
 #include "ops/health.hpp"
 #include "ops/ops_server.hpp"
@@ -67,6 +74,15 @@ public:
     void pipelineLoaded(const Pipeline& pipeline);
     // The control loop is alive (livez "control-loop").
     void heartbeat() noexcept;
+    // The watches whose health /metrics reports (nullptr: none, state-file mode). The previous
+    // WatchManager may be destroyed once this returns: a scrape holds the pointer under the
+    // same lock.
+    void watching(const kube::WatchManager* watches);
+    // The outcome of a pipeline reload (knp_pipeline_reload*): applied, rejected (a bad file,
+    // a plugin that failed to load) or unchanged; `pending` while new watches sync.
+    enum class Reload { Applied, Rejected, Unchanged };
+    void reloaded(Reload result);
+    void reloadPending(bool pending) noexcept { reloadPending_.store(pending, std::memory_order_relaxed); }
 
     // One control request: {"command":"explain","probe":"SRC DST PROTO/PORT"},
     // {"command":"status"} or {"command":"plugins"}.
@@ -79,6 +95,8 @@ public:
     void collectInstances(ExpositionWriter& w) const;
     void collectRuleset(ExpositionWriter& w) const;
     void collectReadiness(ExpositionWriter& w) const;
+    void collectWatches(ExpositionWriter& w) const;
+    void collectReloads(ExpositionWriter& w) const;
 
 private:
     HealthResult checkSnapshots() const;
@@ -94,7 +112,13 @@ private:
     uint64_t startNs_;
     std::atomic<uint64_t> heartbeatNs_;
     mutable std::mutex mutex_;
-    boost::json::array instances_;  // describeInstance() of the running pipeline
+    boost::json::array instances_;                 // describeInstance() of the running pipeline
+    const kube::WatchManager* watches_ = nullptr;  // under mutex_
+    // Reloads by Reload value; written on the control thread only.
+    std::array<std::atomic<uint64_t>, 3> reloads_{};
+    std::atomic<bool> lastReloadOk_{true};
+    std::atomic<uint64_t> lastReloadOkUnixNs_{0};
+    std::atomic<bool> reloadPending_{false};
 };
 
 }  // namespace knp::host

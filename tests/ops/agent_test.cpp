@@ -12,6 +12,7 @@
 #include "ops/agent.hpp"
 #include "sim/probe.hpp"
 #include "sim/simulate.hpp"
+#include "state/enforcement.hpp"
 #include "state/state_file.hpp"
 #include "state/state_sync.hpp"
 
@@ -267,4 +268,82 @@ instances:
     // The agent took its collectors and checks with it.
     CHECK(metrics.scrape().empty());
     CHECK(readyz.run().checks.empty());
+}
+
+TEST_CASE("agent: reload outcomes and watch health on /metrics") {
+    Dataplane dp(DataplaneOptions{}, QueueMethod::Compat);
+    MetricsRegistry metrics;
+    HealthChecks livez("livez"), readyz("readyz");
+    AgentOps agent(dp, {"node-a", "/etc/knp/pipeline.yaml", "compat", true}, metrics, livez, readyz);
+    std::string text = metrics.scrape();
+    // State-file mode: no watches, no watch families.
+    CHECK(text.find("knp_watch_") == std::string::npos);
+    CHECK(text.find("knp_pipeline_reloads_total{result=\"applied\"} 0\n") != std::string::npos);
+    CHECK(text.find("knp_pipeline_last_reload_successful 1\n") != std::string::npos);
+    CHECK(text.find("knp_pipeline_last_reload_success_timestamp_seconds 0\n") != std::string::npos);
+
+    agent.reloaded(AgentOps::Reload::Applied);
+    agent.reloaded(AgentOps::Reload::Unchanged);
+    agent.reloaded(AgentOps::Reload::Rejected);
+    agent.reloadPending(true);
+    kube::ClusterConfig cc;
+    cc.server = "https://127.0.0.1:1";
+    cc.source = "test";
+    auto wm = kube::WatchManager::create(cc);
+    REQUIRE(wm);
+    REQUIRE((*wm)->addTarget({"", "v1", "pods", "Pod", "", "", ""}));
+    agent.watching(wm->get());
+    text = metrics.scrape();
+    for (const char* line :
+         {"knp_pipeline_reloads_total{result=\"applied\"} 1\n", "knp_pipeline_reloads_total{result=\"rejected\"} 1\n",
+          "knp_pipeline_reloads_total{result=\"unchanged\"} 1\n", "knp_pipeline_last_reload_successful 0\n",
+          "knp_pipeline_reload_pending 1\n", "# TYPE knp_watch_synced gauge\n",
+          "# TYPE knp_watch_relists_total counter\n", "# TYPE knp_watch_last_event_age_seconds gauge\n"})
+        CHECK_MESSAGE(text.find(line) != std::string::npos, line);
+    CHECK(text.find("knp_pipeline_last_reload_success_timestamp_seconds 0\n") == std::string::npos);
+    if (havePromtool()) CHECK(promtool(text) == "");
+    agent.watching(nullptr);
+    CHECK(metrics.scrape().find("knp_watch_") == std::string::npos);
+}
+
+TEST_CASE("reload: what counts as a changed pipeline") {
+    const std::string base = R"(apiVersion: knp.dev/v1alpha1
+kind: Pipeline
+instances:
+  - name: a
+    library: allowlist
+    config: {action: deny, rules: []}
+  - name: m
+    library: metered
+)";
+    auto parse = [](const std::string& text) {
+        auto cfg = parsePipelineText(text, "pipeline.yaml", "/etc/knp");
+        REQUIRE(cfg);
+        return *cfg;
+    };
+    PipelineConfig running = parse(base);
+    // Comments, blank lines and flow vs block style change no instance.
+    CHECK(samePipeline(running, parse("# edited\n" + base + "\n")));
+    CHECK(samePipeline(running, parse(R"(apiVersion: knp.dev/v1alpha1
+kind: Pipeline
+instances:
+  - {name: a, library: allowlist, config: {action: deny, rules: []}}
+  - name: m
+    library: metered
+)")));
+    CHECK_FALSE(samePipeline(running, parse(base + "  - name: n\n    library: metered\n")));
+    CHECK_FALSE(samePipeline(running, parse(R"(apiVersion: knp.dev/v1alpha1
+kind: Pipeline
+instances:
+  - name: m
+    library: metered
+  - name: a
+    library: allowlist
+    config: {action: deny, rules: []}
+)")));
+    std::string other = base;
+    other.replace(other.find("action: deny"), 12, "action: accept");
+    CHECK_FALSE(samePipeline(running, parse(other)));
+    CHECK_FALSE(samePipeline(running, parse(base + "    enabled: false\n")));
+    CHECK_FALSE(samePipeline(running, parse(base + "    onError: accept\n")));
 }

@@ -1,17 +1,21 @@
 // metered.so — GOOD SDK plugin for the ops tests: defines metrics through the host API and moves
 // them, so the tests see plugin metrics exported by knpd.
 //
-// config: {"denyPort": 0..65535} (optional; 0: never deny). Ingress: every connection to a local
-// pod is queued (divert-all); `denyPort` is denied (rule "deny-port"), everything else is NEXT.
+// config: {"denyPort": 0..65535, "evaluateDelayUs": 0..60000000} (optional; 0: never deny, no
+// delay). Ingress: every connection to a local pod is queued (divert-all); `denyPort` is denied
+// (rule "deny-port"), everything else is NEXT. `evaluateDelayUs` makes each evaluation sleep:
+// a slow (or, with a large value, hung) plugin, so the shutdown tests find packets queued.
 // Metrics: counter "evaluations", gauge "snapshots", histogram "update_seconds"; the name
 // "not-a-name" is refused by the host (the tests check it does not appear).
 #include "../plugins/sdk_config.hpp"
 
 #include <knp/plugin.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 
 namespace {
 
@@ -20,10 +24,12 @@ struct MeteredSnapshot {
     knp::Host host;
     uint32_t evaluations = UINT32_MAX;
     uint16_t denyPort = 0;
+    uint32_t delayUs = 0;
     std::string reason;
 
     knp::Decision evaluateIngress(const knp::EvalArgs& a) const {
         host.add(evaluations, 1);
+        if (delayUs != 0) std::this_thread::sleep_for(std::chrono::microseconds(delayUs));
         if (denyPort != 0 && a.packet().hasPorts() && a.packet().dstPort() == denyPort)
             return {knp::Verdict::Deny, reason, "deny-port"};
         return knp::Decision::next();
@@ -41,6 +47,12 @@ public:
     explicit Metered(const knp::InitContext& ctx) : Plugin(ctx) {
         for (const auto& kv : knp_test::parseConfigObject(ctx.configJson)) {
             const int64_t* n = kv.value().if_int64();
+            if (kv.key() == "evaluateDelayUs") {
+                if (n == nullptr || *n < 0 || *n > 60000000)
+                    throw knp::ConfigError("/evaluateDelayUs", "\"evaluateDelayUs\" must be an integer 0..60000000");
+                delayUs_ = static_cast<uint32_t>(*n);
+                continue;
+            }
             if (kv.key() != "denyPort") knp_test::unknownKey(kv.key());
             if (n == nullptr || *n < 0 || *n > 65535)
                 throw knp::ConfigError("/denyPort", "\"denyPort\" must be an integer 0..65535");
@@ -60,6 +72,7 @@ public:
         snap->host = host();
         snap->evaluations = evaluations_;
         snap->denyPort = denyPort_;
+        snap->delayUs = delayUs_;
         snap->reason = "port " + std::to_string(denyPort_) + " is closed";
         host().set(snapshots_, 1);
         host().observe(updates_, 0.002);
@@ -69,6 +82,7 @@ public:
 
 private:
     uint16_t denyPort_ = 0;
+    uint32_t delayUs_ = 0;
     uint32_t evaluations_ = UINT32_MAX, snapshots_ = UINT32_MAX, updates_ = UINT32_MAX, refused_ = UINT32_MAX;
     bool published_ = false;
 };
