@@ -104,8 +104,21 @@ int main(int argc, char** argv) {
                    "control socket for knpctl explain/status/plugins (created mode 0600, removed on exit); \"\" "
                    "disables")
         ->capture_default_str();
+    // Go's flag package (kube-network-policies, klog) takes one dash or two before a long flag:
+    // manifests written for upstream say `-v=2` or `-hostname-override=…`. CLI11 reads `-v=2`
+    // as the value "=2", so such arguments get their second dash here.
+    std::vector<std::string> args(argv, argv + argc);
+    for (size_t i = 1; i < args.size() && args[i] != "--"; ++i) {
+        const std::string& a = args[i];
+        if (a.size() < 3 || a[0] != '-' || a[1] == '-') continue;
+        std::string name = a.substr(1, a.find('=') - 1);
+        if (name.size() >= 1 && (name.size() > 1 || a[2] == '=') && app.get_option_no_throw("--" + name) != nullptr)
+            args[i] = "-" + a;
+    }
+    std::vector<char*> argvNormalized;
+    for (std::string& a : args) argvNormalized.push_back(a.data());
     try {
-        app.parse(argc, argv);
+        app.parse(static_cast<int>(argvNormalized.size()), argvNormalized.data());
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     }
