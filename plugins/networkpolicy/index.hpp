@@ -10,7 +10,7 @@
 //  - Peer (a podSelector/namespaceSelector pair, interned across policies) → the identities it
 //    matches, as an IdSet; and each identity → the peers it is a member of (what evaluation
 //    reads).
-//  - Pod IP → identity (and a tag naming the pod), in a flat hash map.
+//  - Pod IP → identity (and a tag naming the pod, common/pod_tag.hpp), in a flat hash map.
 // A decision is then: hash the local end's IP, walk the few rules of the policies selecting it,
 // and test the remote end's identity against each rule's peers in O(1)/O(log n).
 // THREAD: everything here is immutable once a snapshot references it.
@@ -30,10 +30,10 @@
 #include "common/addr_map.hpp"
 #include "common/cidr_set.hpp"
 #include "common/cow_vector.hpp"
-#include "common/hash.hpp"
 #include "common/id_set.hpp"
 #include "common/label_selector.hpp"
 #include "common/labels.hpp"
+#include "common/pod_tag.hpp"
 #include "common/ports.hpp"
 #include "networkpolicy/policy.hpp"
 
@@ -66,19 +66,6 @@ struct IdentityCore {
     policy::OwnedLabels labels;
     std::shared_ptr<const policy::OwnedLabels> nsLabels;
 };
-
-// Names a pod (namespace, name, uid). Each slot of the IP map holds the pod's identity and
-// this tag, so evaluation tells the pod the index knows from another that has taken its
-// address since (a recycled IP, before the next update) by reading the view's names only.
-inline uint32_t podTag(const knp_pod& p) noexcept {
-    return static_cast<uint32_t>(policy::Hasher()
-                                     .bytes(p.pod_namespace.data, p.pod_namespace.len)
-                                     .bytes(p.name.data, p.name.len)
-                                     .bytes(p.uid.data, p.uid.len)
-                                     .done());
-}
-// The IP map's value: the identity in the low half, the pod's tag in the high half.
-constexpr uint64_t packIpEntry(uint32_t identity, uint32_t tag) noexcept { return uint64_t(tag) << 32 | identity; }
 
 struct Identity {
     std::shared_ptr<const IdentityCore> core;

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/cidr_set.hpp"
+#include "common/free_ids.hpp"
 #include "common/hash.hpp"
+#include "common/pod_tag.hpp"
 
 namespace knp::netpol {
 
@@ -22,34 +25,11 @@ void eraseSorted(std::vector<uint32_t>& xs, uint32_t v) {
     if (it != xs.end()) xs.erase(it);
 }
 
-// A freed id if there is one, else `size` after growing the id space to size + 1 with `grow`.
-template <class Grow>
-uint32_t reuseOrGrow(std::vector<uint32_t>& freeList, size_t size, Grow&& grow) {
-    if (!freeList.empty()) {
-        uint32_t id = freeList.back();
-        freeList.pop_back();
-        return id;
-    }
-    grow(size + 1);
-    return static_cast<uint32_t>(size);
-}
-
 }  // namespace
 
 bool Model::localLess(const Local& a, const Local& b) noexcept {
     return std::memcmp(a.ips[0].bytes, b.ips[0].bytes, 16) < 0;
 }
-
-namespace {
-
-knp_cidr hostCidr(const knp_addr& a) {
-    knp_cidr c{};
-    c.addr = a;
-    c.prefix_len = a.family == KNP_FAMILY_IPV4 ? 32 : 128;
-    return c;
-}
-
-}  // namespace
 
 bool Model::Local::operator==(const Local& o) const noexcept {
     if (identity != o.identity || ips.size() != o.ips.size()) return false;
@@ -89,7 +69,7 @@ uint32_t Model::internPeer(const PeerSpec& p, const std::string& policyNs) {
         ++peerModels_[it->second].refs;
         return it->second;
     }
-    uint32_t id = reuseOrGrow(freePeers_, peerModels_.size(), [&](size_t n) {
+    uint32_t id = policy::reuseOrGrow(freePeers_, peerModels_.size(), [&](size_t n) {
         peerModels_.resize(n);
         index_.peers.resize(n);
     });
@@ -182,7 +162,8 @@ Identity& Model::work(uint32_t id) {
 void Model::setPolicy(std::shared_ptr<const PolicySpec> spec) {
     if (slotByKey_.count(spec->key) != 0) removePolicy(spec->key);
     std::shared_ptr<const CompiledPolicy> compiled = compile(spec);
-    uint32_t slot = reuseOrGrow(freeSlots_, index_.policies.size(), [&](size_t n) { index_.policies.resize(n); });
+    uint32_t slot =
+        policy::reuseOrGrow(freeSlots_, index_.policies.size(), [&](size_t n) { index_.policies.resize(n); });
     index_.policies.set(slot, compiled);
     slotByKey_.emplace(spec->key, slot);
 
@@ -261,7 +242,7 @@ uint32_t Model::internIdentity(NsModel& ns, std::span<const knp_label> labels) {
             return it->second;
         }
     }
-    uint32_t id = reuseOrGrow(freeIds_, ids_.size(), [&](size_t n) {
+    uint32_t id = policy::reuseOrGrow(freeIds_, ids_.size(), [&](size_t n) {
         ids_.resize(n);
         index_.identities.resize(n);
     });
@@ -311,7 +292,7 @@ void Model::dropRecord(uint32_t r) {
 uint32_t Model::indexPod(uint32_t r, NsModel& ns, knp::PodView p, uint64_t fingerprint) {
     uint32_t id = internIdentity(ns, p.labels());
     if (r == kNoId) {
-        r = reuseOrGrow(freePods_, pods_.size(), [&](size_t n) { pods_.resize(n); });
+        r = policy::reuseOrGrow(freePods_, pods_.size(), [&](size_t n) { pods_.resize(n); });
         podByIp_.set(p.ips()[0], r);
     } else {
         clearIps(pods_[r].ips, pods_[r].entry);
@@ -330,7 +311,7 @@ uint32_t Model::indexPod(uint32_t r, NsModel& ns, knp::PodView p, uint64_t finge
     }
     rec.fingerprint = fingerprint;
     rec.identity = id;
-    rec.entry = packIpEntry(id, podTag(*p.raw()));
+    rec.entry = policy::packPodEntry(id, policy::podTagOf(*p.raw()));
     rec.ips.assign(p.ips().begin(), p.ips().end());
     return r;
 }
@@ -658,8 +639,8 @@ knp::Interest Model::interest() const {
         const Identity* i = index_.identities[l.identity].get();
         if (i == nullptr) continue;
         for (const knp_addr& a : l.ips) {
-            if (!i->ingress.empty()) in.ingress.local.push_back(hostCidr(a));
-            if (!i->egress.empty()) in.egress.local.push_back(hostCidr(a));
+            if (!i->ingress.empty()) in.ingress.local.push_back(policy::hostPrefix(a));
+            if (!i->egress.empty()) in.egress.local.push_back(policy::hostPrefix(a));
         }
     }
     return in;

@@ -104,7 +104,7 @@ private:
     };
     struct PodRec {
         uint64_t fingerprint = 0;
-        uint64_t entry = 0;  // what its addresses map to: packIpEntry(identity, podTag)
+        uint64_t entry = 0;  // what its addresses map to: policy::packPodEntry(identity, pod tag)
         uint32_t identity = kNoId;
         uint32_t gen = 0;
         uint32_t next = kNoId;      // the record walked after this one last time

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/pod_tag.hpp"
+
 namespace knp::netpol {
 
 namespace {
@@ -18,7 +20,7 @@ Snapshot::End Snapshot::resolve(const knp_pod* pod, const knp_addr& ip) const no
     if (pod == nullptr || (pod->flags & KNP_POD_HOST_NETWORK) != 0) return e;
     e.pod = pod;
     uint64_t entry = index_.ipToIdentity ? index_.ipToIdentity->find(ip) : policy::AddrMap::kNone;
-    if (entry != policy::AddrMap::kNone && static_cast<uint32_t>(entry >> 32) == podTag(*pod)) {
+    if (entry != policy::AddrMap::kNone && static_cast<uint32_t>(entry >> 32) == policy::podTagOf(*pod)) {
         auto id = static_cast<uint32_t>(entry);
         if (const Identity* identity = id < index_.identities.size() ? index_.identities[id].get() : nullptr) {
             e.identity = identity;

@@ -4,6 +4,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "common/free_ids.hpp"
 #include "common/hash.hpp"
 #include "common/pod_tag.hpp"
 
@@ -21,53 +22,227 @@ bool sortedContains(const std::vector<uint32_t>& v, uint32_t x) noexcept {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// The pod walk
+// The cluster: a full walk, or the host's list of changed pods
 // ---------------------------------------------------------------------------------------------
 
-std::shared_ptr<const ClusterView> walkCluster(const knp::Host& host, std::string_view nodeName) {
-    auto cv = std::make_shared<ClusterView>();
-    std::unordered_map<std::string, uint32_t> nsByName;
-    std::unordered_map<std::string, uint32_t> nodeByName;
-    std::unordered_multimap<uint64_t, uint32_t> idByHash;
+namespace {
+
+bool indexed(knp::PodView p) noexcept { return p && !p.hostNetwork() && !p.ips().empty(); }
+
+std::string podKey(knp::PodView p) {
+    std::string key(p.podNamespace());
+    key += '/';
+    key += p.name();
+    return key;
+}
+
+uint64_t identityHash(uint32_t ns, std::span<const knp_label> nsLabels, std::span<const knp_label> labels) noexcept {
+    return policy::Hasher().u64(ns).labels(nsLabels).labels(labels).done();
+}
+
+}  // namespace
+
+bool Model::Node::same(std::span<const knp_label> l, std::span<const knp_addr> a) const noexcept {
+    return policy::labelsEqual(labels.view(), l) && addresses.size() == a.size() &&
+           std::equal(addresses.begin(), addresses.end(), a.begin(),
+                      [](const knp_addr& x, const knp_addr& y) { return x == y; });
+}
+
+// The namespace record of `name`; a new one takes `labels`, an existing one adopts them when
+// `adopt` and they differ (a namespace relabel lists every pod of the namespace).
+uint32_t Model::namespaceOf(std::string_view name, std::span<const knp_label> labels, bool adopt) {
+    auto [it, fresh] = nsByName_.try_emplace(std::string(name), static_cast<uint32_t>(namespaces_.size()));
+    if (fresh) {
+        Namespace n;
+        n.name = std::string(name);
+        n.labels = std::make_shared<const policy::OwnedLabels>(labels);
+        namespaces_.push_back(std::move(n));
+    } else if (adopt && !policy::labelsEqual(namespaces_[it->second].labels->view(), labels)) {
+        Namespace& n = namespaces_[it->second];
+        n.labels = std::make_shared<const policy::OwnedLabels>(labels);
+        n.stale = static_cast<uint32_t>(n.identities.size());
+    }
+    return it->second;
+}
+
+// One more pod of (namespace, its current labels, `labels`); a new identity is pending.
+uint32_t Model::internIdentity(uint32_t ns, std::span<const knp_label> labels) {
+    Namespace& n = namespaces_[ns];
+    uint64_t h = identityHash(ns, n.labels->view(), labels);
+    for (auto [it, end] = identByHash_.equal_range(h); it != end; ++it) {
+        Identity& c = idents_[it->second];
+        if (c.ns == ns && policy::labelsEqual(c.labels->view(), labels) &&
+            (c.nsLabels == n.labels || policy::labelsEqual(c.nsLabels->view(), n.labels->view()))) {
+            ++c.pods;
+            return it->second;
+        }
+    }
+    uint32_t id = policy::reuseOrGrow(freeIdents_, idents_.size(), [&](size_t size) {
+        idents_.resize(size);
+        identities_.resize(size);
+    });
+    Identity& c = idents_[id];
+    c.ns = ns;
+    c.nsLabels = n.labels;
+    c.labels = std::make_unique<const policy::OwnedLabels>(labels);
+    c.hash = h;
+    c.pods = 1;
+    c.nsPos = static_cast<uint32_t>(n.identities.size());
+    c.alive = true;
+    n.identities.push_back(id);
+    identByHash_.emplace(h, id);
+    pending_.push_back(id);
+    return id;
+}
+
+// An identity left without pods: its tables go back, its id is free.
+void Model::buryIdentity(uint32_t ident) {
+    Identity& c = idents_[ident];
+    for (uint32_t t : identities_[ident].tables)
+        if (t != kNone) releaseTable(t);
+    identities_[ident] = IdentityIndex{};
+    Namespace& n = namespaces_[c.ns];
+    if (c.nsLabels != n.labels) --n.stale;
+    uint32_t moved = n.identities.back();
+    n.identities[c.nsPos] = moved;
+    idents_[moved].nsPos = c.nsPos;
+    n.identities.pop_back();
+    for (auto [it, end] = identByHash_.equal_range(c.hash); it != end; ++it) {
+        if (it->second == ident) {
+            identByHash_.erase(it);
+            break;
+        }
+    }
+    c = Identity{};
+    freeIdents_.push_back(ident);
+}
+
+void Model::walk(const knp::Host& host, std::string_view nodeName) {
+    std::map<std::string, std::unique_ptr<Node>, std::less<>> oldNodes = std::move(nodes_);
+    nodes_.clear();
+    namespaces_.clear();
+    nsByName_.clear();
+    idents_.clear();
+    freeIdents_.clear();
+    identByHash_.clear();
+    identities_.clear();
+    locals_.clear();
+    pending_.clear();
+    pods_ = 0;
+    lostClaims_ = 0;
+    auto ipMap = std::make_shared<policy::AddrMap>();
     uint32_t ns = kNone;
+    Node* node = nullptr;  // the previous pod's: the host's order keeps a node's pods together
+    std::string_view nodeOf;
     host.forEachPod(false, [&](knp::PodView p) {
         // Nodes are learnt from their pods' views (hostNetwork pods included): what `nodes`
         // peers select, by the node's labels, and the addresses they stand for.
-        if (!p.nodeName().empty() && nodeByName.find(std::string(p.nodeName())) == nodeByName.end()) {
-            nodeByName.emplace(std::string(p.nodeName()), static_cast<uint32_t>(cv->nodes.size()));
-            cv->nodes.push_back(
-                std::make_unique<ClusterView::Node>(std::string(p.nodeName()), p.nodeLabels(), p.nodeAddresses()));
-        }
-        if (p.hostNetwork() || p.ips().empty()) return;
-        if (ns == kNone || cv->namespaces[ns].name != p.podNamespace()) {
-            auto [it, fresh] = nsByName.emplace(std::string(p.podNamespace()), cv->namespaces.size());
-            if (fresh) {
-                ClusterView::Namespace n;
-                n.name = std::string(p.podNamespace());
-                n.labels = std::make_shared<const policy::OwnedLabels>(p.namespaceLabels());
-                cv->namespaces.push_back(std::move(n));
+        if (!p.nodeName().empty()) {
+            if (node == nullptr || p.nodeName() != nodeOf) {
+                auto it = nodes_.find(p.nodeName());
+                if (it == nodes_.end())
+                    it = nodes_
+                             .emplace(std::string(p.nodeName()),
+                                      std::make_unique<Node>(p.nodeLabels(), p.nodeAddresses()))
+                             .first;
+                node = it->second.get();
+                nodeOf = it->first;
             }
-            ns = it->second;
+            ++node->pods;
         }
-        uint64_t h = policy::Hasher().u64(ns).labels(p.labels()).done();
-        uint32_t id = kNone;
-        for (auto [it, end] = idByHash.equal_range(h); it != end; ++it) {
-            const ClusterView::Identity& c = *cv->identities[it->second];
-            if (c.ns == ns && policy::labelsEqual(c.labels.view(), p.labels())) {
-                id = it->second;
-                break;
+        // hostNetwork pods are never subjects nor selector peers (§2.2, §5 #31).
+        if (!indexed(p)) return;
+        // The namespace's labels are its first pod's (the host shares one array per namespace).
+        if (ns == kNone || namespaces_[ns].name != p.podNamespace())
+            ns = namespaceOf(p.podNamespace(), p.namespaceLabels(), false);
+        uint32_t id = internIdentity(ns, p.labels());
+        ++pods_;
+        uint64_t entry = policy::packPodEntry(id, policy::podTagOf(*p.raw()));
+        // Two live pods claiming one address: the first keeps it; the other is judged from its
+        // view (its tag does not match).
+        for (const knp_addr& a : p.ips()) {
+            if (ipMap->find(a) == policy::AddrMap::kNone) {
+                ipMap->set(a, entry);
+            } else {
+                ++lostClaims_;
             }
         }
-        if (id == kNone) {
-            id = static_cast<uint32_t>(cv->identities.size());
-            cv->identities.push_back(std::make_unique<ClusterView::Identity>(ns, p.labels()));
-            cv->namespaces[ns].identities.push_back(id);
-            idByHash.emplace(h, id);
-        }
-        bool local = !nodeName.empty() && p.nodeName() == nodeName;
-        cv->pods.push_back({id, policy::podTagOf(*p.raw()), local, {p.ips().begin(), p.ips().end()}});
+        if (!nodeName.empty() && p.nodeName() == nodeName)
+            locals_[podKey(p)] = LocalPod{id, {p.ips().begin(), p.ips().end()}};
     });
-    return cv;
+    ipMap_ = std::move(ipMap);
+    pending_.clear();  // build() computes every identity
+    bool sameNodes = walked_ && oldNodes.size() == nodes_.size() &&
+                     std::equal(oldNodes.begin(), oldNodes.end(), nodes_.begin(), [](const auto& a, const auto& b) {
+                         return a.first == b.first && a.second->same(b.second->labels.view(), b.second->addresses);
+                     });
+    nodesChanged_ = nodesChanged_ || !sameNodes;
+    walked_ = true;
+    reset_ = true;
+}
+
+bool Model::applyPodChanges(const knp::Update& u, std::string_view nodeName) {
+    // Which of two live pods keeps a contested address is the walk's order: let it settle that.
+    if (!walked_ || lostClaims_ != 0) return false;
+    auto map = std::make_shared<policy::AddrMap>(*ipMap_);  // shares every page it does not write
+    std::vector<Node*> leftNodes;
+    std::vector<uint32_t> maybeDead;
+    size_t pending = pending_.size();
+    // The pods as they were leave first, so that an address given up in this update is free
+    // for a pod that takes it in the same update.
+    for (size_t i = 0; i < u.podChangeCount(); ++i) {
+        knp::PodView before = u.podChange(i).before;
+        if (!before) continue;
+        if (!before.nodeName().empty()) {
+            auto it = nodes_.find(before.nodeName());
+            if (it == nodes_.end()) return false;
+            if (--it->second->pods == 0) leftNodes.push_back(it->second.get());
+        }
+        if (!indexed(before)) continue;
+        // The index must hold this very pod: its tag on each of its addresses.
+        uint64_t entry = map->find(before.ips()[0]);
+        if (entry == policy::AddrMap::kNone || static_cast<uint32_t>(entry >> 32) != policy::podTagOf(*before.raw()))
+            return false;
+        for (const knp_addr& a : before.ips())
+            if (map->find(a) == entry) map->erase(a);
+        auto ident = static_cast<uint32_t>(entry);
+        if (ident >= idents_.size() || !idents_[ident].alive) return false;
+        if (--idents_[ident].pods == 0) maybeDead.push_back(ident);
+        --pods_;
+        if (!nodeName.empty() && before.nodeName() == nodeName) locals_.erase(podKey(before));
+    }
+    for (size_t i = 0; i < u.podChangeCount(); ++i) {
+        knp::PodView after = u.podChange(i).after;
+        if (!after) continue;
+        if (!after.nodeName().empty()) {
+            // A new node, or one whose labels or addresses changed: `nodes` peers change.
+            auto it = nodes_.find(after.nodeName());
+            if (it == nodes_.end() || !it->second->same(after.nodeLabels(), after.nodeAddresses())) return false;
+            ++it->second->pods;
+        }
+        if (!indexed(after)) continue;
+        uint32_t ns = namespaceOf(after.podNamespace(), after.namespaceLabels(), true);
+        uint32_t id = internIdentity(ns, after.labels());
+        ++pods_;
+        uint64_t entry = policy::packPodEntry(id, policy::podTagOf(*after.raw()));
+        for (const knp_addr& a : after.ips()) {
+            if (map->find(a) != policy::AddrMap::kNone) return false;  // another live pod holds it
+            map->set(a, entry);
+        }
+        if (!nodeName.empty() && after.nodeName() == nodeName)
+            locals_[podKey(after)] = LocalPod{id, {after.ips().begin(), after.ips().end()}};
+    }
+    // A node without pods leaves the cluster (and the `nodes` peers that selected it).
+    for (const Node* n : leftNodes)
+        if (n->pods == 0) return false;
+    for (uint32_t ident : maybeDead)
+        if (idents_[ident].alive && idents_[ident].pods == 0) buryIdentity(ident);
+    // The new identities' peers, now, against the peers there are: build() adds the peers that
+    // policies of this update bring, to every identity.
+    for (size_t i = pending; i < pending_.size(); ++i) computeIdentityPeers(pending_[i]);
+    subjectMembers_.clear();  // a cache for policy changes; recomputed on demand
+    ipMap_ = std::move(map);
+    return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -75,19 +250,6 @@ std::shared_ptr<const ClusterView> walkCluster(const knp::Host& host, std::strin
 // ---------------------------------------------------------------------------------------------
 
 namespace {
-
-bool sameNodes(const ClusterView& a, const ClusterView& b) {
-    if (a.nodes.size() != b.nodes.size()) return false;
-    for (size_t i = 0; i < a.nodes.size(); ++i) {
-        const ClusterView::Node &x = *a.nodes[i], &y = *b.nodes[i];
-        if (x.name != y.name || !policy::labelsEqual(x.labels.view(), y.labels.view()) ||
-            x.addresses.size() != y.addresses.size() ||
-            !std::equal(x.addresses.begin(), x.addresses.end(), y.addresses.begin(),
-                        [](const knp_addr& p, const knp_addr& q) { return p == q; }))
-            return false;
-    }
-    return true;
-}
 
 // The rules of `policies` in one direction, in order, inverted for evaluation.
 std::shared_ptr<const RuleTable> makeTable(std::vector<std::shared_ptr<const CompiledPolicy>> policies, int dir) {
@@ -117,16 +279,58 @@ uint32_t Model::internPeer(const PeerSpec& p) {
     bool pods = p.kind == PeerSpec::Kind::Pods;
     std::string key = (pods ? "P" : "N") + p.namespaceSelector.canonical() + "\n" +
                       (pods ? p.podSelector.canonical() : std::string());
-    auto [it, fresh] = peerByKey_.emplace(std::move(key), static_cast<uint32_t>(peers_.size()));
-    if (fresh) {
-        auto peer = std::make_shared<Peer>();
-        peer->podsPeer = pods;
-        peer->namespaceSelector = p.namespaceSelector;
-        peer->podSelector = p.podSelector;
-        peers_.push_back(std::move(peer));
-        freshPeers_.push_back(it->second);
+    auto it = peerByKey_.find(key);
+    if (it != peerByKey_.end()) return it->second;
+    uint32_t id = policy::reuseOrGrow(freePeers_, peers_.size(), [&](size_t size) {
+        peers_.resize(size);
+        peerKeys_.resize(size);
+        peerRefs_.resize(size);
+    });
+    auto peer = std::make_shared<Peer>();
+    peer->podsPeer = pods;
+    peer->namespaceSelector = p.namespaceSelector;
+    peer->podSelector = p.podSelector;
+    peers_[id] = std::move(peer);
+    peerKeys_[id] = key;
+    peerByKey_.emplace(std::move(key), id);
+    auto [g, fresh] =
+        nsGroupByKey_.try_emplace(p.namespaceSelector.canonical(), static_cast<uint32_t>(nsGroups_.size()));
+    if (fresh) nsGroups_.push_back({p.namespaceSelector, {}});
+    nsGroups_[g->second].peers.push_back(id);
+    if (peerGroup_.size() <= id) peerGroup_.resize(id + 1);
+    peerGroup_[id] = g->second;
+    freshPeers_.push_back(id);
+    peersView_.reset();
+    return id;
+}
+
+// Peers that no compiled policy names any more (`dropped`) leave the identities' lists and
+// their namespaceSelector's group; their ids are free.
+void Model::dropPeers(const std::vector<uint32_t>& dropped) {
+    if (dropped.empty()) return;
+    for (uint32_t pid : dropped) {
+        peerByKey_.erase(peerKeys_[pid]);
+        peerKeys_[pid].clear();
+        uint32_t g = peerGroup_[pid];
+        std::vector<uint32_t>& members = nsGroups_[g].peers;
+        members.erase(std::find(members.begin(), members.end(), pid));
+        if (members.empty()) {
+            // The last group takes the empty one's place.
+            nsGroupByKey_.erase(nsGroups_[g].selector.canonical());
+            if (g + 1 != nsGroups_.size()) {
+                nsGroups_[g] = std::move(nsGroups_.back());
+                nsGroupByKey_[nsGroups_[g].selector.canonical()] = g;
+                for (uint32_t moved : nsGroups_[g].peers) peerGroup_[moved] = g;
+            }
+            nsGroups_.pop_back();
+        }
+        peers_[pid].reset();
+        freePeers_.push_back(pid);
     }
-    return it->second;
+    for (IdentityIndex& i : identities_)
+        i.peers.erase(std::remove_if(i.peers.begin(), i.peers.end(), [&](uint32_t pid) { return !peers_[pid]; }),
+                      i.peers.end());
+    peersView_.reset();
 }
 
 std::shared_ptr<const CompiledPolicy> Model::compile(const std::shared_ptr<const PolicySpec>& spec) {
@@ -156,7 +360,7 @@ std::shared_ptr<const CompiledPolicy> Model::compile(const std::shared_ptr<const
                         for (const knp_cidr& n : p.networks) blocks.push_back({n, {}});
                         break;
                     case PeerSpec::Kind::Nodes:
-                        for (const auto& node : cluster_->nodes)
+                        for (const auto& [name, node] : nodes_)
                             if (p.nodeSelector.matches(node->labels.view()))
                                 for (const knp_addr& a : node->addresses) blocks.push_back({policy::hostPrefix(a), {}});
                         break;
@@ -178,10 +382,20 @@ std::shared_ptr<const CompiledPolicy> Model::compile(const std::shared_ptr<const
                 c.reason += spec->tier == Tier::Admin ? " (the rest of the admin tier is skipped)"
                                                       : " (to the default: allowed)";
             c.id = spec->name + "/" + std::string(dirName) + "/" + std::to_string(i);
+            cp->peers.insert(cp->peers.end(), c.peers.begin(), c.peers.end());
             cp->rules[dir].push_back(std::move(c));
         }
     }
+    std::sort(cp->peers.begin(), cp->peers.end());
+    cp->peers.erase(std::unique(cp->peers.begin(), cp->peers.end()), cp->peers.end());
     return cp;
+}
+
+// Whether `sel` matches identity `ident` of namespace `ns`: `nsMatch` (the namespace's current
+// labels, tested once) unless the identity still carries other namespace labels.
+bool Model::nsMatches(const policy::LabelSelector& sel, const Namespace& ns, bool nsMatch, uint32_t ident) const {
+    const Identity& c = idents_[ident];
+    return c.nsLabels == ns.labels ? nsMatch : sel.matches(c.nsLabels->view());
 }
 
 // Which identities each of `peers` holds: one namespaceSelector test per distinct selector and
@@ -189,17 +403,18 @@ std::shared_ptr<const CompiledPolicy> Model::compile(const std::shared_ptr<const
 void Model::computeMembers(const std::vector<uint32_t>& peers) {
     std::map<std::string, std::vector<uint32_t>> byNsSelector;
     for (uint32_t id : peers) byNsSelector[peers_[id]->namespaceSelector.canonical()].push_back(id);
-    std::vector<uint32_t> touched;
     for (const auto& [text, ids] : byNsSelector) {
         const policy::LabelSelector& nsSel = peers_[ids[0]]->namespaceSelector;
-        for (const ClusterView::Namespace& ns : cluster_->namespaces) {
-            if (!nsSel.matches(ns.labels->view())) continue;
-            for (uint32_t pid : ids) {
-                const Peer& peer = *peers_[pid];
-                for (uint32_t ident : ns.identities) {
-                    if (peer.podsPeer && !peer.podSelector.matches(cluster_->identities[ident]->labels.view()))
-                        continue;
-                    std::vector<uint32_t>& list = identityPeers_[ident];
+        for (const Namespace& ns : namespaces_) {
+            if (ns.identities.empty()) continue;
+            bool nsMatch = nsSel.matches(ns.labels->view());
+            if (!nsMatch && ns.stale == 0) continue;
+            for (uint32_t ident : ns.identities) {
+                if (ns.stale != 0 && !nsMatches(nsSel, ns, nsMatch, ident)) continue;
+                for (uint32_t pid : ids) {
+                    const Peer& peer = *peers_[pid];
+                    if (peer.podsPeer && !peer.podSelector.matches(idents_[ident].labels->view())) continue;
+                    std::vector<uint32_t>& list = identities_[ident].peers;
                     if (list.empty() || list.back() < pid) {
                         list.push_back(pid);
                     } else {
@@ -211,117 +426,219 @@ void Model::computeMembers(const std::vector<uint32_t>& peers) {
     }
 }
 
-// The identities a subject selects, computed once per distinct subject and ClusterView.
+// The peers one (new) identity belongs to: one test per distinct namespaceSelector, then the
+// podSelectors of the groups that match.
+void Model::computeIdentityPeers(uint32_t ident) {
+    const Identity& c = idents_[ident];
+    std::vector<uint32_t>& list = identities_[ident].peers;
+    list.clear();
+    for (const NsGroup& g : nsGroups_) {
+        if (!g.selector.matches(c.nsLabels->view())) continue;
+        for (uint32_t pid : g.peers) {
+            const Peer& peer = *peers_[pid];
+            if (!peer.podsPeer || peer.podSelector.matches(c.labels->view())) list.push_back(pid);
+        }
+    }
+    std::sort(list.begin(), list.end());
+}
+
+bool Model::selects(const PolicySpec& s, uint32_t ident) const {
+    const Identity& c = idents_[ident];
+    return s.subjectNamespaces.matches(c.nsLabels->view()) &&
+           (s.subjectIsNamespaces || s.subjectPods.matches(c.labels->view()));
+}
+
+// The identities a subject selects, computed once per distinct subject while the identities stay.
 const std::vector<uint32_t>& Model::subjectMembers(const PolicySpec& s) {
     std::string key = s.subjectIsNamespaces ? "N" + s.subjectNamespaces.canonical()
                                             : "P" + s.subjectNamespaces.canonical() + "\n" + s.subjectPods.canonical();
     auto [it, fresh] = subjectMembers_.try_emplace(std::move(key));
     if (!fresh) return it->second;
-    for (const ClusterView::Namespace& ns : cluster_->namespaces) {
-        if (!s.subjectNamespaces.matches(ns.labels->view())) continue;
+    for (const Namespace& ns : namespaces_) {
+        if (ns.identities.empty()) continue;
+        bool nsMatch = s.subjectNamespaces.matches(ns.labels->view());
+        if (!nsMatch && ns.stale == 0) continue;
         for (uint32_t ident : ns.identities)
-            if (s.subjectIsNamespaces || s.subjectPods.matches(cluster_->identities[ident]->labels.view()))
+            if ((ns.stale == 0 || nsMatches(s.subjectNamespaces, ns, nsMatch, ident)) &&
+                (s.subjectIsNamespaces || s.subjectPods.matches(idents_[ident].labels->view())))
                 it->second.push_back(ident);
     }
     return it->second;
 }
 
+// The table of `key` (the policies with rules in `dir`, in order), shared by every identity
+// that the same policies select; built from `owners` when no identity uses it yet.
+uint32_t Model::acquireTable(int dir, const std::vector<const CompiledPolicy*>& key,
+                             const std::vector<std::shared_ptr<const CompiledPolicy>>& owners) {
+    auto [it, fresh] = tableByKey_[dir].try_emplace(key, kNone);
+    if (fresh) {
+        uint32_t id = policy::reuseOrGrow(freeTables_, tables_.size(), [&](size_t size) { tables_.resize(size); });
+        TableSlot& slot = tables_[id];
+        slot.table = makeTable(owners, dir);
+        slot.key = key;
+        slot.dir = dir;
+        slot.refs = 0;
+        it->second = id;
+    }
+    ++tables_[it->second].refs;
+    return it->second;
+}
+
+void Model::releaseTable(uint32_t id) {
+    TableSlot& slot = tables_[id];
+    if (--slot.refs != 0) return;
+    tableByKey_[slot.dir].erase(slot.key);
+    slot = TableSlot{};
+    freeTables_.push_back(id);
+}
+
+// One identity's tables: the policies selecting it, in precedence order, per direction.
+void Model::assignTables(uint32_t ident, const std::vector<std::shared_ptr<const CompiledPolicy>>& policies) {
+    std::vector<std::shared_ptr<const CompiledPolicy>> selecting;
+    for (const auto& cp : policies)
+        if ((!cp->rules[0].empty() || !cp->rules[1].empty()) && selects(*cp->spec, ident)) selecting.push_back(cp);
+    for (int dir = 0; dir < 2; ++dir) {
+        std::vector<std::shared_ptr<const CompiledPolicy>> owners;
+        std::vector<const CompiledPolicy*> key;
+        for (const auto& cp : selecting) {
+            if (cp->rules[dir].empty()) continue;
+            owners.push_back(cp);
+            key.push_back(cp.get());
+        }
+        identities_[ident].tables[dir] = key.empty() ? kNone : acquireTable(dir, key, owners);
+    }
+}
+
 // Which policies select each identity, then its RuleTable per direction: one per distinct list
-// of policies, kept across updates while those policies are unchanged.
-void Model::computeSubjects(Index& idx) {
-    const auto& policies = idx.policies;
-    std::vector<std::vector<uint32_t>> selecting(cluster_->identities.size());
+// of policies; a list's table is kept across updates while those policies are unchanged.
+void Model::computeSubjects(const std::vector<std::shared_ptr<const CompiledPolicy>>& policies) {
+    std::vector<std::vector<uint32_t>> selecting(idents_.size());
     for (uint32_t i = 0; i < policies.size(); ++i)
-        for (uint32_t ident : subjectMembers(*policies[i]->spec)) selecting[ident].push_back(i);  // in order
-    std::map<std::vector<const CompiledPolicy*>, std::shared_ptr<const RuleTable>> tables[2];
-    std::map<const RuleTable*, uint32_t> tableIds;
+        if (!policies[i]->rules[0].empty() || !policies[i]->rules[1].empty())
+            for (uint32_t ident : subjectMembers(*policies[i]->spec)) selecting[ident].push_back(i);  // in order
+    std::map<std::vector<const CompiledPolicy*>, uint32_t> byKey[2];
+    std::vector<TableSlot> tables;
     std::vector<const CompiledPolicy*> key;
-    for (uint32_t ident = 0; ident < selecting.size(); ++ident) {
+    for (uint32_t ident = 0; ident < idents_.size(); ++ident) {
+        IdentityIndex& ii = identities_[ident];
+        ii.tables[0] = ii.tables[1] = kNone;
+        if (!idents_[ident].alive) continue;
         for (int dir = 0; dir < 2; ++dir) {
             key.clear();
             for (uint32_t pos : selecting[ident])
                 if (!policies[pos]->rules[dir].empty()) key.push_back(policies[pos].get());
             if (key.empty()) continue;
-            auto it = tables[dir].find(key);
-            if (it == tables[dir].end()) {
-                auto old = tables_[dir].find(key);
-                std::shared_ptr<const RuleTable> t;
-                if (old != tables_[dir].end()) {
-                    t = old->second;
+            auto [it, fresh] = byKey[dir].try_emplace(key, static_cast<uint32_t>(tables.size()));
+            if (fresh) {
+                TableSlot slot;
+                if (auto old = tableByKey_[dir].find(key); old != tableByKey_[dir].end()) {
+                    slot.table = tables_[old->second].table;
                 } else {
                     std::vector<std::shared_ptr<const CompiledPolicy>> owners;
                     for (uint32_t pos : selecting[ident])
                         if (!policies[pos]->rules[dir].empty()) owners.push_back(policies[pos]);
-                    t = makeTable(std::move(owners), dir);
+                    slot.table = makeTable(std::move(owners), dir);
                 }
-                it = tables[dir].emplace(key, std::move(t)).first;
+                slot.key = key;
+                slot.dir = dir;
+                tables.push_back(std::move(slot));
             }
-            auto [id, fresh] = tableIds.emplace(it->second.get(), static_cast<uint32_t>(idx.tables.size()));
-            if (fresh) idx.tables.push_back(it->second);
-            idx.identities[ident].tables[dir] = id->second;
+            ++tables[it->second].refs;
+            ii.tables[dir] = it->second;
         }
     }
-    tables_[0] = std::move(tables[0]);
-    tables_[1] = std::move(tables[1]);
+    tableByKey_[0] = std::move(byKey[0]);
+    tableByKey_[1] = std::move(byKey[1]);
+    tables_ = std::move(tables);
+    freeTables_.clear();
 }
 
-std::shared_ptr<const Index> Model::build(const std::vector<std::shared_ptr<const PolicySpec>>& specs,
-                                          std::shared_ptr<const ClusterView> cluster) {
-    if (cluster != cluster_) {
-        // Pods, namespaces or nodes changed: peer members, subjects and the IP map start over.
-        // Compiled policies and their rule tables depend on the nodes only (`nodes` peers'
-        // addresses), so they survive a change that leaves the nodes alone.
-        if (!cluster_ || !sameNodes(*cluster_, *cluster)) {
-            compiled_.clear();
-            tables_[0].clear();
-            tables_[1].clear();
+std::shared_ptr<const Index> Model::build(const std::vector<std::shared_ptr<const PolicySpec>>& specs) {
+    if (reset_) {
+        // The pods were walked: peer members, subjects (and, with other nodes, the compiled
+        // policies and their tables: `nodes` peers compile to node addresses) start over.
+        if (nodesChanged_) {
+            tableByKey_[0].clear();
+            tableByKey_[1].clear();
+            tables_.clear();
+            freeTables_.clear();
         }
-        cluster_ = std::move(cluster);
         subjectMembers_.clear();
-        identityPeers_.assign(cluster_->identities.size(), {});
         freshPeers_.clear();
-        for (uint32_t id = 0; id < peers_.size(); ++id) freshPeers_.push_back(id);
-        auto ipMap = std::make_shared<policy::AddrMap>();
-        for (const ClusterView::Pod& p : cluster_->pods) {
-            uint64_t entry = policy::packPodEntry(p.identity, p.tag);
-            // Two live pods claiming one address: the first keeps it; the other is judged from
-            // its view (its tag does not match).
-            for (const knp_addr& a : p.ips)
-                if (ipMap->find(a) == policy::AddrMap::kNone) ipMap->set(a, entry);
-        }
-        ipMap_ = std::move(ipMap);
+        for (uint32_t id = 0; id < peers_.size(); ++id)
+            if (peers_[id]) freshPeers_.push_back(id);
     }
     auto idx = std::make_shared<Index>();
-    idx->cluster = cluster_;
-    idx->ipMap = ipMap_;
-    std::unordered_map<const PolicySpec*, std::shared_ptr<const CompiledPolicy>> compiled;
-    idx->policies.reserve(specs.size());
-    for (const auto& s : specs) {
-        auto it = compiled_.find(s.get());
-        std::shared_ptr<const CompiledPolicy> c = it != compiled_.end() ? it->second : compile(s);
-        compiled.emplace(s.get(), c);
-        idx->policies.push_back(std::move(c));
+    bool recompile = reset_ && nodesChanged_;
+    // The same policies as last time (a pod change alone): nothing to compile or look up.
+    bool same = !recompile && specs.size() == lastPolicies_.size() &&
+                std::equal(specs.begin(), specs.end(), lastPolicies_.begin(),
+                           [](const auto& spec, const auto& cp) { return spec == cp->spec; });
+    std::vector<uint32_t> dropped;
+    if (same) {
+        idx->policies = lastPolicies_;
+    } else {
+        std::unordered_map<const PolicySpec*, std::shared_ptr<const CompiledPolicy>> compiled;
+        idx->policies.reserve(specs.size());
+        for (const auto& s : specs) {
+            auto it = recompile ? compiled_.end() : compiled_.find(s.get());
+            std::shared_ptr<const CompiledPolicy> c;
+            if (it != compiled_.end()) {
+                c = it->second;
+            } else {
+                c = compile(s);
+                for (uint32_t pid : c->peers) ++peerRefs_[pid];
+            }
+            compiled.emplace(s.get(), c);
+            idx->policies.push_back(std::move(c));
+        }
+        // The compiled policies that leave give their peers back.
+        for (const auto& [spec, c] : compiled_) {
+            if (auto it = compiled.find(spec); it != compiled.end() && it->second == c) continue;
+            for (uint32_t pid : c->peers)
+                if (--peerRefs_[pid] == 0) dropped.push_back(pid);
+        }
+        compiled_ = std::move(compiled);
     }
-    compiled_ = std::move(compiled);
+    bool policiesChanged = idx->policies != lastPolicies_;
     computeMembers(freshPeers_);
     freshPeers_.clear();
-    idx->peers = peers_;
-    idx->identities.resize(cluster_->identities.size());
-    for (size_t i = 0; i < idx->identities.size(); ++i) idx->identities[i].peers = identityPeers_[i];
-    computeSubjects(*idx);
-    for (const ClusterView::Pod& p : cluster_->pods)
+    dropPeers(dropped);
+    if (policiesChanged || reset_) {
+        computeSubjects(idx->policies);
+    } else {
+        for (uint32_t ident : pending_)
+            if (idents_[ident].alive) assignTables(ident, idx->policies);
+    }
+    pending_.clear();
+    lastPolicies_ = idx->policies;
+    reset_ = false;
+    nodesChanged_ = false;
+
+    if (!peersView_) peersView_ = std::make_shared<const std::vector<std::shared_ptr<const Peer>>>(peers_);
+    idx->peers = peersView_;
+    idx->tables.reserve(tables_.size());
+    for (const TableSlot& t : tables_) idx->tables.push_back(t.table);
+    idx->identities = identities_;
+    idx->ipMap = ipMap_;
+    idx->locals.reserve(locals_.size());
+    for (const auto& [key, l] : locals_) {
+        idx->locals.push_back(l);
         for (int dir = 0; dir < 2; ++dir)
-            if (p.local && idx->identities[p.identity].tables[dir] != kNone) ++idx->localSubjects[dir];
+            if (identities_[l.identity].tables[dir] != kNone) ++idx->localSubjects[dir];
+    }
+    idx->pods = pods_;
+    idx->identityCount = idents_.size() - freeIdents_.size();
+    idx->peerCount = peers_.size() - freePeers_.size();
+    idx->tableCount = tables_.size() - freeTables_.size();
     return idx;
 }
 
 knp::Interest interestOf(const Index& index) {
     knp::Interest in;
-    for (const ClusterView::Pod& p : index.cluster->pods) {
-        if (!p.local) continue;
+    for (const LocalPod& p : index.locals) {
         const IdentityIndex& i = index.identities[p.identity];
         for (const knp_addr& a : p.ips) {
-            // Only addresses this pod really holds in the map (a duplicate is judged elsewhere).
             if (i.tables[0] != kNone) in.ingress.local.push_back(policy::hostPrefix(a));
             if (i.tables[1] != kNone) in.egress.local.push_back(policy::hostPrefix(a));
         }
@@ -351,8 +668,9 @@ Snapshot::End Snapshot::resolve(const knp_pod* pod, const knp_addr& ip) const no
 bool Snapshot::selectorPeersMatch(const CompiledRule& r, const End& remote) const noexcept {
     if (remote.pod == nullptr) return false;
     for (uint32_t peer : r.peers) {
-        if (remote.identity != nullptr ? sortedContains(remote.identity->peers, peer)
-                                       : index_->peers[peer]->matches(nsLabelsOf(*remote.pod), labelsOf(*remote.pod)))
+        if (remote.identity != nullptr
+                ? sortedContains(remote.identity->peers, peer)
+                : (*index_->peers)[peer]->matches(nsLabelsOf(*remote.pod), labelsOf(*remote.pod)))
             return true;
     }
     return false;

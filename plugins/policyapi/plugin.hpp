@@ -8,8 +8,9 @@
 // as absent; the others keep working. A ClusterNetworkPolicy of the other tier is silently
 // absent here: the other tier's instance enforces it. Every update that changes a policy or
 // follows a pod change publishes a new index; the Model (index.hpp) reuses what the change left
-// alone. A missing CRD is not an error: the host retries the watch and the first update
-// publishes a snapshot with no policies, so the instance is ready.
+// alone, and applies the host's list of changed pods (ABI 1.1) without walking every pod. A
+// missing CRD is not an error: the host retries the watch and the first update publishes a
+// snapshot with no policies, so the instance is ready.
 // THREAD: control thread (SDK contract); snapshots are immutable.
 #ifndef KNP_POLICYAPI_PLUGIN_HPP
 #define KNP_POLICYAPI_PLUGIN_HPP
@@ -89,15 +90,25 @@ public:
             }
         }
         if (index_ && !changed && !u.podsChanged()) return nullptr;
-        if (!cluster_ || u.podsChanged()) cluster_ = walkCluster(this->host(), this->nodeName());
         std::vector<std::shared_ptr<const PolicySpec>> specs;
         specs.reserve(sources_.size());
         for (const auto& [name, spec] : sources_) specs.push_back(spec);
         // Precedence: priority ascending, ties by name (§2.4: deterministic, never asserted).
         std::stable_sort(specs.begin(), specs.end(),
                          [](const auto& a, const auto& b) { return a->priority < b->priority; });
+        std::string podsHow = "pods unchanged";
         try {
-            index_ = model_->build(specs, cluster_);
+            // The changed pods alone when the host lists them and the model can apply them;
+            // otherwise (first update, a 1.0 host, after a failed update, see Model) a walk.
+            if (!model_->hasCluster() || u.podsChanged()) {
+                podsHow = "pods walked";
+                if (model_->hasCluster() && u.hasPodChanges() && model_->applyPodChanges(u, this->nodeName())) {
+                    podsHow = std::to_string(u.podChangeCount()) + " pod changes applied";
+                } else {
+                    model_->walk(this->host(), this->nodeName());
+                }
+            }
+            index_ = model_->build(specs);
         } catch (...) {
             model_ = std::make_unique<Model>();  // a half-changed model starts over next time
             throw;
@@ -111,13 +122,12 @@ public:
         this->host().observe(updateMetric_, static_cast<double>(took) / 1e9);
         if (this->host().logEnabled(KNP_LOG_DEBUG)) {
             this->host().debug(std::to_string(sources_.size()) + " policies (" + std::to_string(invalid_.size()) +
-                               " invalid), " + std::to_string(cluster_->pods.size()) + " pods in " +
-                               std::to_string(cluster_->identities.size()) + " identities, " +
-                               std::to_string(index_->peers.size()) + " peers, " +
-                               std::to_string(index_->tables.size()) +
+                               " invalid), " + std::to_string(index_->pods) + " pods in " +
+                               std::to_string(index_->identityCount) + " identities, " +
+                               std::to_string(index_->peerCount) + " peers, " + std::to_string(index_->tableCount) +
                                " rule tables; local subjects: " + std::to_string(index_->localSubjects[0]) +
                                " ingress, " + std::to_string(index_->localSubjects[1]) + " egress; update took " +
-                               std::to_string(took / 1000) + " us");
+                               std::to_string(took / 1000) + " us (" + podsHow + ")");
         }
         return snap;
     }
@@ -166,7 +176,6 @@ private:
     Tier tier_;
     std::map<std::string, std::shared_ptr<const PolicySpec>> sources_;  // valid objects of this tier, by name
     std::set<std::string> invalid_;
-    std::shared_ptr<const ClusterView> cluster_;
     std::unique_ptr<Model> model_ = std::make_unique<Model>();
     std::shared_ptr<const Index> index_;
     bool domainNamesLogged_ = false;

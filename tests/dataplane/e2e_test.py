@@ -252,7 +252,9 @@ class Topology:
             self.knpd = subprocess.Popen(
                 ["ip", "netns", "exec", self.node, KNPD, "--state", self.state, "--pipeline", pipe,
                  "--plugin-dir", PLUGINS, "--plugin-dir", TEST_PLUGINS, "--hostname-override", "node-a",
-                 "--table-name", self.table, "--fail-open", "true" if fail_open else "false", "-v", "2", *extra],
+                 "--table-name", self.table, "--fail-open", "true" if fail_open else "false", "-v", "2",
+                 # A control socket of its own: the default path is shared by every namespace.
+                 *([] if "--socket" in extra else ["--socket", os.path.join(self.tmp, "knpd.sock")]), *extra],
                 stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
