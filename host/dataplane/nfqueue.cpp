@@ -154,11 +154,12 @@ void QueueReader::handle(const nlmsghdr* nlh, char*& out) noexcept {
     (accept ? stats_.accepted : stats_.denied).fetch_add(1, std::memory_order_relaxed);
 
     nlmsghdr* v = nfq_nlmsg_put(out, NFQNL_MSG_VERDICT, options_.num);
-    nfq_nlmsg_verdict_put(v, static_cast<int>(id), accept ? NF_ACCEPT : NF_DROP);
+    // Accept is NF_REPEAT with the mark bit: the packet runs the base chain that queued it once
+    // more, where the bit makes the ruleset label the connection, clear the bit again and
+    // accept; the connection's later packets then match the label rule in the kernel and never
+    // come here. The packet's own mark is kept.
+    nfq_nlmsg_verdict_put(v, static_cast<int>(id), accept ? NF_REPEAT : NF_DROP);
     if (accept) {
-        // The mark bit makes the ruleset's `accepted` chain label the connection (and clear
-        // the bit again); its later packets then match the established+label rule in the
-        // kernel and never come here. The packet's own mark is kept.
         uint32_t mark = attr[NFQA_MARK] != nullptr ? ntohl(mnl_attr_get_u32(attr[NFQA_MARK])) : 0;
         nfq_nlmsg_verdict_put_mark(v, mark | options_.acceptMark);
     }

@@ -14,17 +14,11 @@ namespace knp::host {
 namespace {
 
 constexpr const char* kClassify = "classify";
-constexpr const char* kAccepted = "accepted";
 // nf_tables priorities: NF_IP_PRI_NAT_SRC = 100. Postrouting after DNAT and before SNAT, so a
 // Service connection is seen with the backend pod as destination and the client pod as source.
 constexpr int32_t kPostroutingPriority = 100 - 5;
 constexpr int32_t kInputPriority = 100 + 1;
-// Right after ours: a packet a reader accepted continues from the next hook entry.
-constexpr int32_t kPostroutingAcceptedPriority = kPostroutingPriority + 1;
-constexpr int32_t kInputAcceptedPriority = kInputPriority + 1;
-constexpr uint8_t kCtDirReply = 1;                 // IP_CT_DIR_REPLY
-constexpr uint32_t kCtStateEstablished = 1u << 1;  // NF_CT_STATE_BIT(IP_CT_ESTABLISHED)
-constexpr uint32_t kCtStateRelated = 1u << 2;      // NF_CT_STATE_BIT(IP_CT_RELATED)
+constexpr uint8_t kCtDirReply = 1;  // IP_CT_DIR_REPLY
 
 enum class End { Local, Remote };
 struct Slot {
@@ -181,21 +175,45 @@ void Ruleset::addRules(NftTransaction& tx, const DesiredRuleset& d) const {
         }
     };
 
-    for (const char* base : {"postrouting", "input"})
+    // Connections a worker accepted carry the label: the kernel handles the rest of their
+    // packets. This rule is the first of each base chain because nearly every packet is one of
+    // these (all of a connection's packets but its first, in both directions), and it tests
+    // the label alone, without `ct state established,related`: the label can only be on a
+    // connection whose opening packet was accepted, so the state adds nothing but a second
+    // conntrack lookup on every packet. (It also spares userspace the retransmitted SYN and the
+    // unanswered UDP datagrams of a connection already accepted, which are still NEW.)
+    uint32_t zero = 0;
+    std::array<uint8_t, 16> label{};
+    label[options_.acceptLabelBit / 8] = static_cast<uint8_t>(1u << (options_.acceptLabelBit % 8));
+    std::array<uint8_t, 16> zeros{};
+    uint32_t mark = options_.acceptMark, notMark = ~options_.acceptMark;
+    for (const char* base : {"postrouting", "input"}) {
+        tx.addRule(rule(base)
+                       .ctToReg(NFT_CT_LABELS)
+                       .bitwiseAnd(label.data(), label.size())
+                       .cmp(NFT_CMP_NEQ, zeros.data(), zeros.size())
+                       .verdict(NF_ACCEPT)
+                       .release(),
+                   fmt::format("{}: ct label accept", base));
+        // A worker's accept comes back as NF_REPEAT with the mark bit set: the packet runs this
+        // chain once more and this rule clears the bit, labels its connection and lets it go on.
+        // (A second base chain after this one would do the same without the repeat, but every
+        // packet would pay for one more hook.) Setting a label on a packet without a conntrack
+        // entry (notrack) does nothing and does not end the rule: such a packet is accepted
+        // here too, never queued again.
+        tx.addRule(rule(base)
+                       .metaToReg(NFT_META_MARK)
+                       .bitwiseAnd(&mark, sizeof mark)
+                       .cmp(NFT_CMP_NEQ, &zero, sizeof zero)
+                       .metaToReg(NFT_META_MARK)
+                       .bitwiseAnd(&notMark, sizeof notMark)
+                       .metaFromReg(NFT_META_MARK)
+                       .ctLabelSet(options_.acceptLabelBit)
+                       .verdict(NF_ACCEPT)
+                       .release(),
+                   fmt::format("{}: meta mark & {:#x} clear, ct label set, accept", base, mark));
         tx.addRule(rule(base).jump(kClassify).release(), fmt::format("{}: jump {}", base, kClassify));
-    for (const char* base : {"postrouting-accepted", "input-accepted"})
-        tx.addRule(rule(base).jump(kAccepted).release(), fmt::format("{}: jump {}", base, kAccepted));
-    uint32_t mark = options_.acceptMark, notMark = ~options_.acceptMark, zero32 = 0;
-    tx.addRule(rule(kAccepted)
-                   .metaToReg(NFT_META_MARK)
-                   .bitwiseAnd(&mark, sizeof mark)
-                   .cmp(NFT_CMP_NEQ, &zero32, sizeof zero32)
-                   .ctLabelSet(options_.acceptLabelBit)
-                   .metaToReg(NFT_META_MARK)
-                   .bitwiseAnd(&notMark, sizeof notMark)
-                   .metaFromReg(NFT_META_MARK)
-                   .release(),
-               "accepted: mark to ct label");
+    }
 
     // Loopback is the node talking to itself.
     char lo[16] = "lo";
@@ -203,22 +221,6 @@ void Ruleset::addRules(NftTransaction& tx, const DesiredRuleset& d) const {
                "iifname lo accept");
     tx.addRule(rule(kClassify).metaToReg(NFT_META_OIFNAME).cmp(NFT_CMP_EQ, lo, sizeof lo).verdict(NF_ACCEPT).release(),
                "oifname lo accept");
-    // Flows a worker accepted carry the label: the kernel handles the rest of them.
-    uint32_t states = kCtStateEstablished | kCtStateRelated;
-    uint32_t zero = 0;
-    std::array<uint8_t, 16> label{};
-    label[options_.acceptLabelBit / 8] = static_cast<uint8_t>(1u << (options_.acceptLabelBit % 8));
-    std::array<uint8_t, 16> zeros{};
-    tx.addRule(rule(kClassify)
-                   .ctToReg(NFT_CT_STATE)
-                   .bitwiseAnd(&states, sizeof states)
-                   .cmp(NFT_CMP_NEQ, &zero, sizeof zero)
-                   .ctToReg(NFT_CT_LABELS)
-                   .bitwiseAnd(label.data(), label.size())
-                   .cmp(NFT_CMP_NEQ, zeros.data(), zeros.size())
-                   .verdict(NF_ACCEPT)
-                   .release(),
-               "ct state established,related ct label accept");
     // A reply belongs to a connection whose opening packet was (or will be) judged.
     uint8_t reply = kCtDirReply;
     tx.addRule(rule(kClassify).ctToReg(NFT_CT_DIRECTION).cmp(NFT_CMP_EQ, &reply, 1).verdict(NF_ACCEPT).release(),
@@ -295,12 +297,8 @@ Status Ruleset::apply(const DesiredRuleset& desired) {
         tx.addTable();
         tx.addBaseChain("postrouting", NF_INET_POST_ROUTING, kPostroutingPriority);
         tx.addBaseChain("input", NF_INET_LOCAL_IN, kInputPriority);
-        tx.addBaseChain("postrouting-accepted", NF_INET_POST_ROUTING, kPostroutingAcceptedPriority);
-        tx.addBaseChain("input-accepted", NF_INET_LOCAL_IN, kInputAcceptedPriority);
         tx.addChain(kClassify);
-        tx.addChain(kAccepted);
-        for (const char* c : {"postrouting", "input", "postrouting-accepted", "input-accepted", kClassify, kAccepted})
-            tx.flushChain(c);
+        for (const char* c : {"postrouting", "input", kClassify}) tx.flushChain(c);
         for (const auto& [name, set] : current_.sets)
             if (!desired.sets.count(name)) tx.deleteSet(name);
         for (const auto& [name, set] : desired.sets) {

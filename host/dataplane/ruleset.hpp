@@ -5,20 +5,20 @@
 // every packet waiting in the queue (kube-network-policies #402).
 //
 //   table inet kube-network-policies
-//     chain postrouting  filter hook postrouting priority srcnat - 5 → jump classify
-//     chain input        filter hook input priority srcnat + 1 → jump classify
+//     chain postrouting  filter hook postrouting priority srcnat - 5
+//       ct label <bit> accept                                   (accepted flows skip userspace:
+//                                                                nearly every packet, one rule)
+//       meta mark & M != 0 meta mark set mark & ~M ct label set <bit> accept
+//                                                               (a reader's accept verdict is
+//                                                                NF_REPEAT with M: label, go on)
+//       jump classify
+//     chain input        filter hook input priority srcnat + 1  (the same three rules)
 //     chain classify
 //       iif/oif lo accept
-//       ct state established,related ct label <bit> accept     (accepted flows skip userspace)
+//       ct direction reply accept                               (replies need no verdict)
 //       icmpv6 type 133-137 accept                              (neighbour discovery never queued)
 //       per filter group g, direction, end, family:
 //         ip saddr @g0-egress-local-v4 [meta l4proto P [th dport @g0-ports]] queue …
-//       ct direction reply accept                               (replies need no verdict)
-//     chain postrouting-accepted  hook postrouting priority srcnat - 4 → jump accepted
-//     chain input-accepted        hook input priority srcnat + 2 → jump accepted
-//     chain accepted
-//       meta mark & M == M ct label set <bit> meta mark set mark & ~M
-//     (a reader's accept verdict sets M; the next base chain turns it into the label)
 //
 // Plugins whose interests share a protocol/port filter share one group of sets, so the usual
 // pipeline (all filters "everything") has one group and eight address sets.
@@ -48,10 +48,13 @@ struct RulesetOptions {
     uint16_t queueCount = 1;
     bool bypass = true;  // fail-open: accept when no reader is bound
     uint32_t acceptLabelBit = 100;
-    // The packet-mark bit a reader sets on an accept verdict so that the `accepted` chain
-    // labels the connection. A mark, not a conntrack attribute in the verdict: that needs
-    // CONFIG_NETFILTER_NETLINK_GLUE_CT, which not every kernel has (the CI kernel does not);
-    // the mark works everywhere, and the `accepted` chain clears it again at once.
+    // The packet-mark bit a reader sets on an accept verdict (NF_REPEAT) so that the base
+    // chain, run once more, labels the connection. A mark, not a conntrack attribute in the
+    // verdict: that needs CONFIG_NETFILTER_NETLINK_GLUE_CT, which not every kernel has (the CI
+    // kernel does not); the mark works everywhere, and the chain clears it again at once. The
+    // bit must be knpd's alone on the node: a packet that reaches the chain carrying it is
+    // taken for one a reader accepted. (Pods cannot set it: the mark is cleared when a packet
+    // crosses into the node's network namespace.)
     uint32_t acceptMark = 0x10000000;
 };
 

@@ -359,6 +359,42 @@ class Enforcement(unittest.TestCase):
             self.assertLessEqual(q["id_sequence"], 12, q)
             self.assertEqual(q["queue_dropped"] + q["user_dropped"], 0)
 
+    def test_accept_keeps_the_packet_mark_and_untracked_packets_do_not_loop(self):
+        # An accept is NF_REPEAT with knpd's mark bit: the base chain runs once more, labels the
+        # connection and clears the bit. Another component's mark (0x4000 here) must survive,
+        # knpd's bit must never leave the chain, and a packet without a conntrack entry
+        # (notrack, port 8081), which cannot be labelled, must be accepted, not queued again
+        # and again.
+        with Topology() as t:
+            t.start_knpd(WATCHER)  # every new ingress connection is queued
+            aux = textwrap.dedent("""\
+                table inet knp-e2e-aux {
+                  counter kept {}
+                  counter leaked {}
+                  chain pre { type filter hook prerouting priority raw; tcp dport 8081 notrack; meta mark set 0x4000; }
+                  chain after {
+                    type filter hook postrouting priority srcnat + 10;
+                    meta mark 0x4000 counter name "kept"
+                    meta mark & 0x10000000 != 0 counter name "leaked"
+                  }
+                }
+                """)
+            run("ip", "netns", "exec", t.node, "nft", "-f", t.write("aux.nft", aux))
+            self.assertEqual([x[0] for x in t.connect(SERVER4, 8080, count=2, payload=1 << 20)], ["ok"] * 2)
+            tracked = t.queue_stats()["id_sequence"]
+            self.assertLessEqual(tracked, 8)  # the SYNs, not the segments
+            r = t.connect(SERVER4, 8081, count=2, payload=64 << 10, timeout=5)
+            self.assertEqual([x[0] for x in r], ["ok"] * 2)
+            # Untracked: each packet is judged once (no label to remember it by), never again.
+            untracked = t.queue_stats()["id_sequence"] - tracked
+            self.assertGreater(untracked, 2)
+            self.assertLess(untracked, 400)
+            counters = json.loads(run("ip", "netns", "exec", t.node, "nft", "-j", "list", "counters",
+                                      "table", "inet", "knp-e2e-aux").stdout)
+            packets = {c["counter"]["name"]: c["counter"]["packets"] for c in counters["nftables"] if "counter" in c}
+            self.assertGreater(packets["kept"], 0)
+            self.assertEqual(packets["leaked"], 0)
+
     def test_label_changes_apply_on_reload(self):
         with Topology() as t:
             t.start_knpd(WATCHER, watcher_label="allow")
@@ -432,7 +468,7 @@ class Lifecycle(unittest.TestCase):
             t.start_knpd(BLOCK_8081, fail_open=True)
             self.assertEqual(t.stop_knpd(), 0)
             listing = run("ip", "netns", "exec", t.node, "nft", "list", "table", "inet", t.table).stdout
-            for part in ("chain postrouting", "chain input", "chain classify", "chain accepted", "10.100.1.0/24"):
+            for part in ("chain postrouting", "chain input", "chain classify", "ct label set", "10.100.1.0/24"):
                 self.assertIn(part, listing)
             self.assertIsNone(t.queue_stats())
 
