@@ -91,7 +91,12 @@ Result<QueueMethod> detectQueueMethod() {
         tx.deleteTable();  // ... and once more, which fails and rolls the whole batch back
         Status s = tx.commit();
         if (s) return makeError("nftables probe unexpectedly committed");
-        return s.error().message.find("probe queue rule") == std::string::npos;
+        // Only the refusal of the last message (the second delete) means the rule was taken;
+        // anything else refused earlier (nf_tables itself missing, say) is an error, not a yes.
+        const std::string& why = s.error().message;
+        if (why.find("probe queue rule") != std::string::npos) return false;
+        if (why.find("delete table") != std::string::npos) return true;
+        return std::move(s).error();
     };
     auto expr = tryMethod(QueueMethod::Expression);
     if (!expr) return std::move(expr).error();
