@@ -34,9 +34,17 @@ if ldd "$busybox" >/dev/null 2>&1; then unavailable "$busybox is not static (pac
 # --- the kernel: Debian's current linux-image, extracted once ------------------------------------
 if [[ ! -f $cache/ready ]]; then
   rm -rf "$cache" && mkdir -p "$cache"
-  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-  [[ -n $pkg ]] || unavailable "no linux-image-amd64 in the package lists (apt-get update)"
-  (cd "$cache" && apt-get download "$pkg" >/dev/null 2>&1) || unavailable "cannot download $pkg"
+  kernel_pkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+  fetch() { [[ -n $1 ]] && (cd "$cache" && apt-get download "$1" >/dev/null 2>&1); }
+  pkg=$(kernel_pkg)
+  # Package lists missing or older than the archive (a point release replaced the kernel):
+  # refresh them once and ask again.
+  if ! fetch "$pkg"; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    pkg=$(kernel_pkg)
+    [[ -n $pkg ]] || unavailable "no linux-image-amd64 in the package lists"
+    fetch "$pkg" || unavailable "cannot download $pkg from the package archive"
+  fi
   dpkg-deb -x "$cache"/"$pkg"_*.deb "$cache/root"
   rm -f "$cache"/*.deb
   touch "$cache/ready"
