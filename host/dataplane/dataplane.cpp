@@ -53,6 +53,7 @@ Status Dataplane::start() {
     for (unsigned i = 0; i < options_.ruleset.queueCount; ++i) {
         QueueOptions q = options_.queue;
         q.num = static_cast<uint16_t>(options_.ruleset.queueNum + i);
+        q.acceptMark = options_.ruleset.acceptMark;  // the readers set what the ruleset tests
         auto r = QueueReader::open(q, i, *this);
         if (!r) return std::move(r).error();
         readers_.push_back(std::move(*r));

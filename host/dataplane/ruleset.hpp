@@ -53,8 +53,8 @@ struct RulesetOptions {
     // verdict: that needs CONFIG_NETFILTER_NETLINK_GLUE_CT, which not every kernel has (the CI
     // kernel does not); the mark works everywhere, and the chain clears it again at once. The
     // bit must be knpd's alone on the node: a packet that reaches the chain carrying it is
-    // taken for one a reader accepted. (Pods cannot set it: the mark is cleared when a packet
-    // crosses into the node's network namespace.)
+    // taken for one a reader accepted (knpd --accept-mark picks another). Pods cannot set it:
+    // the mark is cleared when a packet crosses into the node's network namespace.
     uint32_t acceptMark = 0x10000000;
 };
 

@@ -12,7 +12,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,7 @@ struct Flags {
     uint32_t queueLength = 4096;
     bool failOpen = true;
     std::string table = "kube-network-policies";
+    std::string acceptMark = "0x10000000";
     int verbosity = 2;
     // --- ops: metrics and health (HTTP), log format, control socket ---
     std::string metricsBindAddress = ":9080";
@@ -89,6 +92,10 @@ int main(int argc, char** argv) {
                    "remove the ruleset on clean shutdown")
         ->capture_default_str();
     app.add_option("--table-name", f.table, "nftables table (family inet)")->capture_default_str();
+    app.add_option("--accept-mark", f.acceptMark,
+                   "packet-mark bit(s) an accept verdict sets so that knpd's ruleset labels the connection; "
+                   "must be knpd's alone on the node (choose another if the CNI or kube-proxy uses it)")
+        ->capture_default_str();
     app.add_option("-v,--v", f.verbosity, "log verbosity 0-5 (5: per-packet decisions, rate-limited)")
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)  // the last one wins, as with klog
         ->capture_default_str();
@@ -124,7 +131,12 @@ int main(int argc, char** argv) {
     }
     setLogThreshold(static_cast<LogLevel>(std::clamp(f.verbosity, 0, kMaxLogVerbosity)));
     setLogFormat(f.loggingFormat == "json" ? LogFormat::Json : LogFormat::Text);
-    // ops: a malformed address fails here, before anything touches the kernel.
+    // A malformed mark or address fails here, before anything touches the kernel.
+    char* markEnd = nullptr;
+    errno = 0;
+    unsigned long long acceptMark = std::strtoull(f.acceptMark.c_str(), &markEnd, 0);
+    if (f.acceptMark.empty() || *markEnd != '\0' || errno != 0 || acceptMark == 0 || acceptMark > 0xffffffffULL)
+        return fail(makeError("--accept-mark {:?}: not a non-zero 32-bit mark (such as 0x10000000)", f.acceptMark));
     if (f.metricsBindAddress != "0" && !f.metricsBindAddress.empty())
         if (auto a = parseBindAddress(f.metricsBindAddress); !a) return fail(a.error());
 
@@ -154,6 +166,7 @@ int main(int argc, char** argv) {
     dopts.ruleset.queueNum = f.queueId;
     dopts.ruleset.queueCount = f.queueCount;
     dopts.ruleset.bypass = f.failOpen;
+    dopts.ruleset.acceptMark = static_cast<uint32_t>(acceptMark);
     dopts.queue.maxLen = f.queueLength;
     dopts.queue.failOpen = f.failOpen;
     dopts.removeOnStop = !f.failOpen;

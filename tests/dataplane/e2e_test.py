@@ -395,6 +395,21 @@ class Enforcement(unittest.TestCase):
             self.assertGreater(packets["kept"], 0)
             self.assertEqual(packets["leaked"], 0)
 
+    def test_another_accept_mark(self):
+        # --accept-mark moves knpd off a bit the CNI may use: the readers set the new bit and
+        # the ruleset turns it into the label, so established flows still bypass userspace.
+        with Topology() as t:
+            t.start_knpd(WATCHER, extra=("--accept-mark", "0x200"))
+            r = t.connect(SERVER4, 8080, count=2, payload=4 << 20)
+            self.assertEqual([x[0] for x in r], ["ok"] * 2)
+            self.assertLessEqual(t.queue_stats()["id_sequence"], 8)
+            listing = run("ip", "netns", "exec", t.node, "nft", "list", "table", "inet", t.table).stdout
+            self.assertIn("meta mark & 0x00000200", listing)
+            self.assertNotIn("0x10000000", listing)
+        with Topology() as t:
+            with self.assertRaisesRegex(AssertionError, "--accept-mark"):
+                t.start_knpd(WATCHER, extra=("--accept-mark", "0"))
+
     def test_label_changes_apply_on_reload(self):
         with Topology() as t:
             t.start_knpd(WATCHER, watcher_label="allow")
