@@ -25,6 +25,27 @@ uint32_t reuseOrGrow(std::vector<uint32_t>& freeList, size_t size, Grow&& grow) 
     return static_cast<uint32_t>(size);
 }
 
+// Takes the entry at `pos` out of a dense list of ids in O(1): the last id moves into its place
+// and `moved(id, pos)` records where it now is.
+template <class Moved>
+void swapRemove(std::vector<uint32_t>& list, uint32_t pos, Moved&& moved) {
+    uint32_t last = list.back();
+    list[pos] = last;
+    moved(last, pos);
+    list.pop_back();
+}
+
+// Erases the one `key -> id` entry of a multimap from keys (hashes) to ids.
+template <class Multimap>
+void eraseEntry(Multimap& index, const typename Multimap::key_type& key, uint32_t id) {
+    for (auto [it, end] = index.equal_range(key); it != end; ++it) {
+        if (it->second == id) {
+            index.erase(it);
+            return;
+        }
+    }
+}
+
 }  // namespace knp::policy
 
 #endif  // KNP_POLICY_COMMON_FREE_IDS_HPP

@@ -551,16 +551,8 @@ void Model::buryDeadIdentities() {
             }
         }
         NsModel& ns = *m.ns;
-        uint32_t moved = ns.identities.back();
-        ns.identities[m.nsPos] = moved;
-        ids_[moved].nsPos = m.nsPos;
-        ns.identities.pop_back();
-        for (auto [it, end] = idByHash_.equal_range(m.hash); it != end; ++it) {
-            if (it->second == id) {
-                idByHash_.erase(it);
-                break;
-            }
-        }
+        policy::swapRemove(ns.identities, m.nsPos, [&](uint32_t moved, uint32_t pos) { ids_[moved].nsPos = pos; });
+        policy::eraseEntry(idByHash_, m.hash, id);
         dirty_.erase(id);
         index_.identities.set(id, nullptr);
         m = IdentityModel{};

@@ -103,16 +103,8 @@ void Model::buryIdentity(uint32_t ident) {
     identities_[ident] = IdentityIndex{};
     Namespace& n = namespaces_[c.ns];
     if (c.nsLabels != n.labels) --n.stale;
-    uint32_t moved = n.identities.back();
-    n.identities[c.nsPos] = moved;
-    idents_[moved].nsPos = c.nsPos;
-    n.identities.pop_back();
-    for (auto [it, end] = identByHash_.equal_range(c.hash); it != end; ++it) {
-        if (it->second == ident) {
-            identByHash_.erase(it);
-            break;
-        }
-    }
+    policy::swapRemove(n.identities, c.nsPos, [&](uint32_t moved, uint32_t pos) { idents_[moved].nsPos = pos; });
+    policy::eraseEntry(identByHash_, c.hash, ident);
     c = Identity{};
     freeIdents_.push_back(ident);
 }
