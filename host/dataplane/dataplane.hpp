@@ -32,7 +32,7 @@ struct PacketVerdict;
 
 struct DataplaneOptions {
     RulesetOptions ruleset;     // queueNum/queueCount/bypass describe the queues below
-    QueueOptions queue;         // num is the first queue; one reader per queue
+    QueueOptions queue;         // one reader per queue; num and acceptMark come from ruleset
     bool removeOnStop = false;  // fail-closed: delete the table on a clean shutdown
     // stop(): how long the readers may take to answer the packets already queued.
     std::chrono::milliseconds drainTimeout{2000};

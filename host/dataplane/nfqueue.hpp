@@ -51,8 +51,8 @@ struct QueueOptions {
     uint32_t maxLen = 4096;
     // Enough for IPv4 with options or IPv6 with extension headers, plus the L4 ports.
     uint32_t copyRange = 512;
-    bool failOpen = true;              // F_FAIL_OPEN: accept when the queue or socket buffer is full
-    uint32_t acceptMark = 0x10000000;  // Dataplane sets it from RulesetOptions::acceptMark
+    bool failOpen = true;     // F_FAIL_OPEN: accept when the queue or socket buffer is full
+    uint32_t acceptMark = 0;  // Dataplane sets it from RulesetOptions::acceptMark (one source)
 };
 
 struct QueueStats {
